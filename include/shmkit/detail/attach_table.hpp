@@ -1,0 +1,156 @@
+// shmkit/detail/attach_table.hpp: which processes are attached to a segment,
+// and whether they are still alive.
+//
+// Every handle that opens a segment claims one entry. Lock owners and reader
+// counts are recorded by entry, as a 32-bit *token*: the entry index + 1 in
+// the low 12 bits and the entry's generation in the high 20 bits (bits 30
+// and 31 stay free for the lock words). The generation changes every time an
+// entry is claimed, so a token of a process that died stays dead even after
+// its entry is reused: a stale lock can always be recovered.
+//
+// Liveness: where the segment has an fd, a claimed entry is backed by an OFD
+// write lock on byte (ofd_lock_base + index) of that fd. The kernel drops it
+// when the holder's last reference to its open file description goes away,
+// i.e. when it dies, whatever its PID namespace, and a PID cannot be reused
+// to fake it. PID + start time (/proc/<pid>/stat) is checked as well, and is
+// the only test for anonymous segments (no fd).
+//
+// Claiming entry i (who does what, and what a kill between steps leaves):
+//   1. fd: take the OFD lock on byte i (non-blocking; failure: i is in use).
+//      no fd: CAS owner from 0 or from a dead identity to ours.
+//      -> killed here: lock released (fd) or owner = our dead identity:
+//         the entry is claimable again, step 2 is redone by the next claimer.
+//   2. zero the reader counts: releases read locks of a dead previous owner.
+//   3. generation += 1: tokens of the previous owner become stale.
+//   4. store identity (start time, pid namespace, owner word).
+//   5. raise high_water to i + 1 so writers scan this entry's reader counts.
+// A reclaimer (a waiter that found entry i dead) does 1-3 and then frees
+// the entry (owner = 0, unlock).
+#ifndef SHMKIT_DETAIL_ATTACH_TABLE_HPP
+#define SHMKIT_DETAIL_ATTACH_TABLE_HPP
+
+#include <shmkit/config.hpp>
+#include <shmkit/detail/header.hpp>
+#include <shmkit/detail/identity.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace shmkit {
+namespace detail {
+
+inline constexpr std::uint32_t token_index_bits = 12;
+inline constexpr std::uint32_t token_index_mask = (1u << token_index_bits) - 1;
+inline constexpr std::uint32_t token_generation_mask = (1u << 18) - 1; // 18 bits: 12 + 18 = 30
+inline constexpr std::uint32_t token_mask = (1u << 30) - 1;
+
+/// OFD lock bytes are far beyond any data: they lock nothing real.
+inline constexpr off_t ofd_lock_base = off_t(1) << 40;
+
+inline std::uint32_t make_token(std::uint32_t index, std::uint32_t generation) noexcept
+{
+    return ((generation & token_generation_mask) << token_index_bits) | (index + 1);
+}
+inline std::uint32_t token_index(std::uint32_t token) noexcept { return (token & token_index_mask) - 1; }
+inline std::uint32_t token_generation(std::uint32_t token) noexcept
+{
+    return (token >> token_index_bits) & token_generation_mask;
+}
+
+struct attach_table_header {
+    alignas(cache_line_size) std::atomic<std::uint32_t> high_water; ///< entries ever claimed (max index + 1)
+    std::atomic<std::uint32_t> attaches;                           ///< claims, ever
+    std::atomic<std::uint64_t> reclaimed;                          ///< entries of dead processes reclaimed
+};
+
+struct alignas(cache_line_size) attach_entry {
+    std::atomic<std::uint64_t> owner; ///< pid << 32 | low 32 bits of start time; 0 = free
+    std::atomic<std::uint32_t> generation;
+    std::atomic<std::uint32_t> reserved;
+    std::atomic<std::uint64_t> start_time;
+    std::atomic<std::uint64_t> pidns;
+    std::atomic<std::uint32_t> readers[max_rwlocks]; ///< read locks held, per rwlock of the segment
+};
+
+static_assert(sizeof(attach_table_header) == cache_line_size);
+static_assert(sizeof(attach_entry) == cache_line_size, "one cache line per attached process");
+
+/// Snapshot of one entry, for tools and stats.
+struct attach_info {
+    std::uint32_t index;
+    std::uint32_t pid;
+    bool alive;
+};
+
+/// This process's attachment to one segment: its entry, its token, and the
+/// liveness and reclaim operations on the table. Lives at a stable address
+/// (held by unique_ptr in shmkit::segment) so lock handles can point at it.
+class attachment {
+public:
+    attachment(void* table, std::uint32_t capacity, int fd, std::string where);
+    ~attachment();
+    attachment(const attachment&) = delete;
+    attachment& operator=(const attachment&) = delete;
+
+    /// Our token. One relaxed load and compare on the hot path; a forked
+    /// child claims a fresh entry here before its first use (the parent's
+    /// entry stays the parent's).
+    std::uint32_t token()
+    {
+        if (SHMKIT_UNLIKELY(fork_generation_.load(std::memory_order_acquire) != fork_generation()))
+            reattach();
+        return token_.load(std::memory_order_relaxed);
+    }
+    /// Our entry index (valid after token()).
+    std::uint32_t index() const noexcept { return token_index(token_.load(std::memory_order_relaxed)); }
+
+    attach_entry& entry(std::uint32_t i) const noexcept { return entries_[i]; }
+    /// Seq_cst: pairs with the seq_cst raise in attach(), so a writer that
+    /// scans reader slots after its CAS never misses a newly claimed entry.
+    std::uint32_t high_water() const noexcept { return header_->high_water.load(std::memory_order_seq_cst); }
+    std::uint32_t capacity() const noexcept { return capacity_; }
+
+    /// Whether the process that owned `token` still holds it. Slow: reads
+    /// /proc and queries an OFD lock. Never true for a stale generation.
+    bool token_alive(std::uint32_t token) const noexcept;
+
+    /// Whether entry i is claimed by a live process.
+    bool entry_alive(std::uint32_t index) const noexcept;
+
+    /// If entry i belongs to a dead process, frees it and zeroes its reader
+    /// counts (releasing its read locks). Returns true if it did.
+    bool reclaim_if_dead(std::uint32_t index) noexcept;
+
+    /// Reclaims every dead entry; returns how many.
+    std::uint32_t reclaim_dead() noexcept;
+
+    /// Entries currently claimed, with liveness, for tools.
+    std::vector<attach_info> entries_in_use() const;
+
+    std::uint64_t reclaimed() const noexcept { return header_->reclaimed.load(std::memory_order_relaxed); }
+
+private:
+    void attach();
+    void reattach();
+    void release() noexcept;
+    bool try_take(std::uint32_t index, std::uint64_t seen_owner) noexcept;
+    void untake(std::uint32_t index) noexcept;
+    void wipe(std::uint32_t index) noexcept;
+
+    attach_table_header* header_;
+    attach_entry* entries_;
+    std::uint32_t capacity_;
+    int fd_;
+    std::string where_;
+    std::atomic<std::uint32_t> token_{0};
+    std::atomic<std::uint32_t> fork_generation_{0};
+    std::mutex reattach_mutex_;
+};
+
+} // namespace detail
+} // namespace shmkit
+
+#endif

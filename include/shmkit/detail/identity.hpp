@@ -1,0 +1,60 @@
+// shmkit/detail/identity.hpp: who this process is, cached, and whether
+// another process is still alive.
+//
+// Identity is PID + start time (field 22 of /proc/<pid>/stat) + PID namespace,
+// so a recycled PID is never mistaken for the process that held it before.
+// Nothing here runs on a hot path: handles cache fork_generation() and compare
+// it (one relaxed load) to notice that they now run in a forked child.
+#ifndef SHMKIT_DETAIL_IDENTITY_HPP
+#define SHMKIT_DETAIL_IDENTITY_HPP
+
+#include <atomic>
+#include <cstdint>
+
+namespace shmkit {
+namespace detail {
+
+struct process_identity {
+    std::uint32_t pid = 0;
+    std::uint64_t start_time = 0; ///< clock ticks since boot
+    std::uint64_t pidns = 0;      ///< inode of /proc/self/ns/pid, 0 if unknown
+};
+
+/// Incremented in the child after every fork() (pthread_atfork).
+extern std::atomic<std::uint32_t> fork_generation_counter;
+
+/// The current fork generation: equal in a process and its handles until a
+/// fork() happens; the child sees a new value. One relaxed load: it is only
+/// ever written by the single thread of a freshly forked child.
+inline std::uint32_t fork_generation() noexcept
+{
+    return fork_generation_counter.load(std::memory_order_relaxed);
+}
+
+/// The calling process's identity, computed once per process (and again in
+/// a forked child). Also installs the fork handlers on first use.
+const process_identity& current_identity();
+
+/// Start time of `pid`, or 0 if no such process exists or it is a zombie.
+std::uint64_t process_start_time(std::uint32_t pid) noexcept;
+
+enum class liveness { alive, dead, unknown };
+
+/// Whether the process with this identity still runs. `unknown` when it lives
+/// in another PID namespace (its PID means nothing here).
+liveness probe_process(std::uint32_t pid, std::uint64_t start_time, std::uint64_t pidns) noexcept;
+
+/// Registers an fd of a shmkit region so that a forked child gives it a
+/// private open file description (see region.cpp: liveness locks are held per
+/// open file description, and a child must not keep its parent's alive).
+void register_private_fd(int fd);
+void unregister_private_fd(int fd) noexcept;
+
+/// Opens a new open file description for the same file as `fd`
+/// (through /proc/self/fd). Returns -1 with errno set on failure.
+int reopen_fd(int fd, bool cloexec) noexcept;
+
+} // namespace detail
+} // namespace shmkit
+
+#endif

@@ -1,0 +1,161 @@
+// shmkit/region.hpp: a mapped shared-memory segment and where it lives.
+#ifndef SHMKIT_REGION_HPP
+#define SHMKIT_REGION_HPP
+
+#include <shmkit/config.hpp>
+#include <shmkit/detail/unique_fd.hpp>
+#include <shmkit/error.hpp>
+
+#include <boost/interprocess/creation_tags.hpp>
+#include <boost/interprocess/mapped_region.hpp>
+
+#include <cstddef>
+#include <functional>
+#include <ostream>
+#include <string>
+
+#include <sys/types.h>
+
+namespace shmkit {
+
+// The open modes are Boost.Interprocess's own tags.
+using boost::interprocess::create_only_t;
+using boost::interprocess::open_only_t;
+using boost::interprocess::open_or_create_t;
+using boost::interprocess::create_only;
+using boost::interprocess::open_only;
+using boost::interprocess::open_or_create;
+
+/// Where a region's memory lives.
+enum class backing {
+    file,      ///< a file on any file system (file_mapping semantics)
+    posix,     ///< a POSIX named shared-memory object (/dev/shm/NAME)
+    anonymous, ///< MAP_SHARED|MAP_ANONYMOUS: shared with forked children only
+    memfd,     ///< memfd_create(2), sealed against shrinking and growing
+    adopted_fd ///< an fd received from elsewhere (e.g. SCM_RIGHTS)
+};
+
+/// Name of a backing ("file", "posix", ...).
+const char* to_string(backing b) noexcept;
+
+inline std::ostream& operator<<(std::ostream& os, backing b) { return os << to_string(b); }
+
+/// Options for creating a region.
+struct region_options {
+    /// Permission bits of a created file or POSIX object, exactly (umask is
+    /// not applied). 0600 by default: shared memory is private unless asked.
+    mode_t mode = 0600;
+};
+
+/// Called once to initialise the memory of a region being created, before any
+/// other process can see it. Receives the mapped base and size; the memory is
+/// zero-filled. If it throws, nothing is published and the exception propagates.
+using region_initializer = std::function<void(void* base, std::size_t size)>;
+
+/// A mapped segment of shared memory and where it lives. Move-only.
+///
+/// Creation is race-free and never exposes a half-initialised segment: a
+/// named region (file or POSIX) is created as an unnamed temporary file
+/// (O_TMPFILE) in the target directory, sized with posix_fallocate (so a full
+/// disk or /dev/shm is an error now, not a SIGBUS later), initialised, and
+/// then linked under its name. Of several processes racing to create the same
+/// name exactly one link succeeds; the others open the winner's segment. A
+/// creator that dies half-way leaves nothing behind. Paths are never followed
+/// through a symlink (O_NOFOLLOW; link(2) never follows its target); every fd
+/// is FD_CLOEXEC.
+///
+/// Each region owns a private open file description (reopened through
+/// /proc/self/fd where an fd was adopted, and again in a forked child), so
+/// kernel-released OFD locks on it identify this process alone.
+///
+/// Thread safety: distinct regions are independent; one region is safe for
+/// concurrent const use (data(), size(), ...). Moving or destroying it while
+/// another thread uses it is a data race.
+class region {
+public:
+    /// An empty region (no mapping).
+    region() noexcept = default;
+    region(region&&) noexcept;
+    region& operator=(region&&) noexcept;
+    region(const region&) = delete;
+    region& operator=(const region&) = delete;
+    /// Unmaps and closes; never unlinks.
+    ~region();
+
+    /// Creates a file-backed region of `size` bytes; fails (EEXIST) if `path`
+    /// exists. Throws shmkit::error (EEXIST, EACCES, ENOSPC, ...), or
+    /// std::invalid_argument if size is 0.
+    static region file(create_only_t, const std::string& path, std::size_t size,
+                       const region_initializer& init, const region_options& opt = {});
+    /// Opens an existing file-backed region read-write, mapping its whole size.
+    /// Throws shmkit::error (ENOENT, ELOOP for a symlink, errc::truncated if empty).
+    static region file(open_only_t, const std::string& path);
+    /// Opens `path` if it exists, otherwise creates it as with create_only.
+    /// created() tells which happened.
+    static region file(open_or_create_t, const std::string& path, std::size_t size,
+                       const region_initializer& init, const region_options& opt = {});
+
+    /// The same three for POSIX named shared memory. `name` is "NAME" or
+    /// "/NAME" (one component, no further '/'); it lives in /dev/shm and is
+    /// interchangeable with shm_open(3) and boost::interprocess::shared_memory_object.
+    static region posix(create_only_t, const std::string& name, std::size_t size,
+                        const region_initializer& init, const region_options& opt = {});
+    static region posix(open_only_t, const std::string& name);
+    static region posix(open_or_create_t, const std::string& name, std::size_t size,
+                        const region_initializer& init, const region_options& opt = {});
+
+    /// Anonymous shared memory inherited by children forked after this call.
+    static region anonymous(std::size_t size, const region_initializer& init);
+
+    /// A memfd region: `name` is a label shown in /proc/<pid>/fd, not a path.
+    /// Sealed against shrinking and growing, so no process can truncate it
+    /// under a mapping. Pass fd() to another process to share it.
+    static region memfd(const std::string& name, std::size_t size, const region_initializer& init);
+
+    /// Maps the file or memfd behind `fd`, received from elsewhere. The caller
+    /// keeps its own fd (this region reopens it privately).
+    static region from_fd(int fd);
+
+    explicit operator bool() const noexcept { return base_ != nullptr; }
+    void* data() const noexcept { return base_; }
+    std::size_t size() const noexcept { return size_; }
+    /// The fd behind the mapping; -1 for an anonymous region.
+    int fd() const noexcept { return fd_.get(); }
+    backing kind() const noexcept { return kind_; }
+    /// Path (file), "/NAME" (posix), label (memfd), "anonymous", or "fd:N".
+    const std::string& name() const noexcept { return name_; }
+    /// True if this call created and initialised the region.
+    bool created() const noexcept { return created_; }
+
+    /// Writes dirty pages back (msync); meaningful for file-backed regions.
+    /// Throws shmkit::error on failure.
+    void sync(bool wait = true);
+
+    /// Removes the name (file or POSIX object) if it still names this very
+    /// segment; mappings stay valid. Returns false if there was nothing to
+    /// remove (unnamed backing, or the name now refers to another file).
+    bool unlink();
+
+    /// Removes a POSIX named object; false if it did not exist.
+    static bool remove_posix(const std::string& name);
+
+private:
+    static region create_named(const std::string& path, const std::string& label, bool may_open,
+                               std::size_t size, const region_initializer& init,
+                               const region_options& opt, backing kind);
+    static region open_named(const std::string& path, const std::string& label, backing kind);
+    void map(std::size_t size);
+    void adopt_private_fd(detail::unique_fd fd);
+
+    detail::unique_fd fd_;
+    boost::interprocess::mapped_region mapping_;
+    void* base_ = nullptr;
+    std::size_t size_ = 0;
+    backing kind_ = backing::anonymous;
+    std::string name_;
+    bool created_ = false;
+};
+
+} // namespace shmkit
+
+#endif

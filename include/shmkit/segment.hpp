@@ -1,0 +1,131 @@
+// shmkit/segment.hpp: a region with the common header, the attach table and
+// the locks: what every shmkit structure is built on, usable on its own for
+// a plain shared payload guarded by crash-recoverable locks.
+#ifndef SHMKIT_SEGMENT_HPP
+#define SHMKIT_SEGMENT_HPP
+
+#include <shmkit/detail/attach_table.hpp>
+#include <shmkit/detail/header.hpp>
+#include <shmkit/region.hpp>
+#include <shmkit/sync/lock_state.hpp>
+#include <shmkit/sync/mutex.hpp>
+#include <shmkit/sync/rwlock.hpp>
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace shmkit {
+
+using detail::segment_expectation;
+
+/// What a creator asks for. total_size() derives the whole layout.
+struct segment_layout {
+    structure_kind kind = structure_kind::raw;
+    element_type elem_type = element_type::none;
+    std::uint32_t elem_size = 0;
+    std::uint64_t capacity = 0;
+    std::uint64_t data_size = 0;           ///< payload bytes
+    std::uint32_t n_rwlocks = 0;           ///< at most 8
+    std::uint32_t n_mutexes = 0;           ///< at most 64
+    std::uint32_t attach_capacity = 128;   ///< processes (handles) attached at once, at most 4095
+    std::array<std::uint64_t, 4> params{}; ///< structure-specific, immutable
+
+    /// Size of the segment in bytes (a multiple of the page size). Throws
+    /// std::invalid_argument for out-of-range counts or sizes that overflow.
+    std::size_t total_size() const;
+
+    /// What an opener of a segment created with this layout must find.
+    segment_expectation expectation() const noexcept { return {kind, elem_type, elem_size, capacity}; }
+};
+
+/// Initialises the payload of a segment being created (zero-filled before).
+using data_initializer = std::function<void(void* data, std::size_t size)>;
+
+/// Liveness and recovery counters of a segment.
+struct segment_stats {
+    std::uint32_t attach_capacity = 0;
+    std::uint32_t attached_alive = 0; ///< entries held by live processes (this one included)
+    std::uint32_t attached_dead = 0;  ///< entries of dead processes not yet reclaimed
+    std::uint64_t attaches = 0;       ///< entries ever claimed
+    std::uint64_t reclaimed = 0;      ///< entries of dead processes reclaimed
+    std::uint64_t lock_recoveries = 0; ///< dead lock holders recovered, all locks together
+};
+
+/// A validated, attached shmkit segment. Move-only.
+///
+/// Opening validates the whole header against the mapping (see
+/// detail/header.hpp) and refuses, unchanged, anything that does not match;
+/// then claims an attach-table entry for this handle. Destruction releases
+/// the entry (a process that dies instead has it reclaimed by others).
+///
+/// Thread safety: const members may be used from several threads; lock
+/// handles obtained from rwlock()/mutex() are each for one thread at a time.
+class segment {
+public:
+    segment() noexcept = default;
+    /// Validates `r` against `expect` and attaches to it.
+    segment(region r, const segment_expectation& expect);
+    segment(segment&&) noexcept = default;
+    segment& operator=(segment&&) noexcept = default;
+    ~segment() = default;
+
+    /// A region_initializer that writes the header and calls `init` on the payload.
+    static region_initializer initializer(const segment_layout& layout, data_initializer init = {});
+
+    static segment file(create_only_t, const std::string& path, const segment_layout& layout,
+                        data_initializer init = {}, const region_options& opt = {});
+    /// Opens an existing segment; `expect` defaults to a raw segment of any size.
+    static segment file(open_only_t, const std::string& path, const segment_expectation& expect = {});
+    static segment file(open_or_create_t, const std::string& path, const segment_layout& layout,
+                        data_initializer init = {}, const region_options& opt = {});
+    static segment posix(create_only_t, const std::string& name, const segment_layout& layout,
+                         data_initializer init = {}, const region_options& opt = {});
+    static segment posix(open_only_t, const std::string& name, const segment_expectation& expect = {});
+    static segment posix(open_or_create_t, const std::string& name, const segment_layout& layout,
+                         data_initializer init = {}, const region_options& opt = {});
+    static segment anonymous(const segment_layout& layout, data_initializer init = {});
+    static segment memfd(const std::string& name, const segment_layout& layout, data_initializer init = {});
+    static segment from_fd(int fd, const segment_expectation& expect = {});
+
+    explicit operator bool() const noexcept { return static_cast<bool>(region_); }
+    const detail::segment_header& header() const noexcept { return *header_; }
+    void* data() const noexcept { return at(header_->data_offset); }
+    std::size_t data_size() const noexcept { return header_->data_size; }
+    std::uint64_t capacity() const noexcept { return header_->capacity; }
+    const shmkit::region& get_region() const noexcept { return region_; }
+    const std::string& name() const noexcept { return region_.name(); }
+    int fd() const noexcept { return region_.fd(); }
+    bool created() const noexcept { return region_.created(); }
+
+    /// A new handle on rwlock `i` (0 <= i < header().n_rwlocks); throws std::out_of_range.
+    sync::rwlock rwlock(std::uint32_t i = 0) const;
+    /// A new handle on mutex `i`; throws std::out_of_range.
+    sync::mutex mutex(std::uint32_t i = 0) const;
+
+    /// Frees the attach entries of dead processes (and with them their read
+    /// locks). Waiters do this by themselves when they need to; tools call it.
+    std::uint32_t reclaim_dead() { return att_->reclaim_dead(); }
+    segment_stats stats() const;
+    std::vector<detail::attach_info> attached() const { return att_->entries_in_use(); }
+    detail::attachment& attachment() const noexcept { return *att_; }
+
+    void sync(bool wait = true) { region_.sync(wait); }
+    bool unlink() { return region_.unlink(); }
+
+private:
+    void* at(std::uint64_t offset) const noexcept { return static_cast<char*>(region_.data()) + offset; }
+    sync::rwlock_state& rwlock_state(std::uint32_t i) const noexcept;
+    sync::mutex_state& mutex_state(std::uint32_t i) const noexcept;
+
+    shmkit::region region_;
+    const detail::segment_header* header_ = nullptr;
+    std::unique_ptr<detail::attachment> att_; // after region_: released before unmapping
+};
+
+} // namespace shmkit
+
+#endif

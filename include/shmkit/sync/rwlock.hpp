@@ -1,0 +1,228 @@
+// shmkit/sync/rwlock.hpp: a reader/writer lock in shared memory that
+// survives the death of its writer and of its readers.
+#ifndef SHMKIT_SYNC_RWLOCK_HPP
+#define SHMKIT_SYNC_RWLOCK_HPP
+
+#include <shmkit/detail/attach_table.hpp>
+#include <shmkit/sync/detail/token_word.hpp>
+#include <shmkit/sync/futex.hpp>
+#include <shmkit/sync/lock_state.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+
+namespace shmkit {
+namespace sync {
+
+/// A handle on a reader/writer lock that lives in a segment
+/// (obtained from shmkit::segment::rwlock()). Models Lockable, TimedLockable,
+/// SharedLockable and SharedTimedLockable, so std::unique_lock,
+/// std::shared_lock and std::scoped_lock work with it.
+///
+/// Writer-preferring: once a writer has announced itself, new readers wait;
+/// readers never starve a writer.
+///
+/// Crash safety: a process may die at any instruction while holding the
+/// lock (as writer or reader) or while acquiring or releasing it. A waiter
+/// that needs the lock notices within one liveness_poll_interval (10 ms) that
+/// the holder is gone and takes over; recovered() then reports it, and
+/// recoveries() counts it. The protected data may be half-updated by the dead
+/// writer: recovered() is the caller's cue to check or repair it.
+///
+/// Cost: uncontended lock()+unlock() is one CAS, one load per attached
+/// process slot (usually one or two cache lines) and one store; no syscall.
+/// lock_shared()+unlock_shared() is two RMWs on a cache line private to the
+/// calling process and two loads of a line shared read-only.
+///
+/// Thread safety: a handle is used by one thread at a time (it remembers what
+/// it holds); threads of one process each take their own handle from the
+/// segment, which is cheap. Locking again through a handle that already
+/// holds the lock throws std::system_error (resource_deadlock_would_occur)
+/// instead of deadlocking.
+class rwlock {
+public:
+    rwlock() noexcept = default;
+    rwlock(rwlock_state& state, shmkit::detail::attachment& att, std::uint32_t index) noexcept
+        : s_(&state), att_(&att), index_(index)
+    {
+    }
+    rwlock(rwlock&& o) noexcept;
+    rwlock& operator=(rwlock&& o) noexcept;
+    rwlock(const rwlock&) = delete;
+    rwlock& operator=(const rwlock&) = delete;
+    /// Releases whatever the handle still holds.
+    ~rwlock();
+
+    /// Exclusive lock. Blocks; recovers a dead holder. Throws
+    /// std::system_error if this handle already holds the lock.
+    void lock()
+    {
+        prepare_acquire();
+        const std::uint32_t me = att_->token();
+        std::uint32_t expected = 0;
+        if (SHMKIT_LIKELY(s_->writer.compare_exchange_strong(expected, me, std::memory_order_seq_cst,
+                                                              std::memory_order_relaxed)) &&
+            SHMKIT_LIKELY(no_readers())) {
+            held_ = held::exclusive;
+            return;
+        }
+        lock_slow(expected == 0, nullptr);
+    }
+
+    /// Exclusive lock if free now (no waiting, no recovery). Throws as lock().
+    bool try_lock();
+
+    template <class Rep, class Period>
+    bool try_lock_for(const std::chrono::duration<Rep, Period>& d)
+    {
+        return try_lock_until(deadline_clock::now() + d);
+    }
+    template <class Clock, class Duration>
+    bool try_lock_until(const std::chrono::time_point<Clock, Duration>& tp)
+    {
+        prepare_acquire();
+        const auto dl = to_deadline(tp);
+        return lock_slow(false, &dl);
+    }
+
+    /// Releases the exclusive lock. Throws std::system_error
+    /// (operation_not_permitted) if this handle does not hold it.
+    void unlock()
+    {
+        if (SHMKIT_UNLIKELY(held_ != held::exclusive)) throw_not_held();
+        held_ = held::none;
+        detail::release_token_word(s_->writer, s_->waiters);
+    }
+
+    /// Shared lock. Blocks while a writer holds or waits; recovers a dead writer.
+    void lock_shared()
+    {
+        prepare_acquire();
+        if (SHMKIT_LIKELY(enter_reader())) {
+            held_ = held::shared;
+            return;
+        }
+        lock_shared_slow(nullptr);
+    }
+
+    /// Shared lock if no writer holds or waits now.
+    bool try_lock_shared();
+
+    template <class Rep, class Period>
+    bool try_lock_shared_for(const std::chrono::duration<Rep, Period>& d)
+    {
+        return try_lock_shared_until(deadline_clock::now() + d);
+    }
+    template <class Clock, class Duration>
+    bool try_lock_shared_until(const std::chrono::time_point<Clock, Duration>& tp)
+    {
+        prepare_acquire();
+        const auto dl = to_deadline(tp);
+        if (enter_reader()) {
+            held_ = held::shared;
+            return true;
+        }
+        return lock_shared_slow(&dl);
+    }
+
+    /// Releases a shared lock. Throws std::system_error if not held.
+    void unlock_shared()
+    {
+        if (SHMKIT_UNLIKELY(held_ != held::shared)) throw_not_held();
+        held_ = held::none;
+        leave_reader();
+    }
+
+    /// True if the most recent acquisition through this handle took the lock
+    /// over from a dead writer or released dead readers.
+    bool recovered() const noexcept { return recovered_; }
+    bool holds_exclusive() const noexcept { return held_ == held::exclusive; }
+    bool holds_shared() const noexcept { return held_ == held::shared; }
+    /// Dead writers recovered and dead readers released, by any process.
+    std::uint64_t recoveries() const noexcept;
+    /// The shared state, for stats and tools.
+    const rwlock_state* state() const noexcept { return s_; }
+
+private:
+    enum class held : std::uint8_t { none, shared, exclusive };
+
+    template <class Clock, class Duration>
+    static deadline_clock::time_point to_deadline(const std::chrono::time_point<Clock, Duration>& tp)
+    {
+        if constexpr (std::is_same_v<Clock, deadline_clock>)
+            return std::chrono::time_point_cast<deadline_clock::duration>(tp);
+        else
+            return deadline_clock::now() +
+                   std::chrono::duration_cast<deadline_clock::duration>(tp - Clock::now());
+    }
+
+    void prepare_acquire()
+    {
+        if (SHMKIT_UNLIKELY(held_ != held::none)) throw_already_held();
+        recovered_ = false;
+    }
+
+    std::atomic<std::uint32_t>& my_reader_slot() noexcept
+    {
+        return att_->entry(att_->index()).readers[index_];
+    }
+
+    // Dekker pairing with the writer: the reader increments its slot and then
+    // loads `writer`; the writer CASes `writer` and then loads every slot.
+    // Both seq_cst, so at least one of them sees the other.
+    bool enter_reader() noexcept
+    {
+        att_->token(); // re-registers in a forked child before the slot is used
+        auto& slot = my_reader_slot();
+        slot.fetch_add(1, std::memory_order_seq_cst);
+        if (SHMKIT_LIKELY(s_->writer.load(std::memory_order_seq_cst) == 0)) return true;
+        slot.fetch_sub(1, std::memory_order_seq_cst);
+        wake_draining_writer();
+        return false;
+    }
+
+    void leave_reader() noexcept
+    {
+        my_reader_slot().fetch_sub(1, std::memory_order_seq_cst);
+        wake_draining_writer();
+    }
+
+    // Seq_cst pairing with the writer's drain_waiters increment (see
+    // rwlock.cpp): if we read 0 here, the writer's later re-check of our slot
+    // sees our decrement.
+    void wake_draining_writer() noexcept
+    {
+        if (SHMKIT_UNLIKELY(s_->drain_waiters.load(std::memory_order_seq_cst) != 0)) {
+            s_->drain_seq.fetch_add(1, std::memory_order_seq_cst);
+            futex_wake(s_->drain_seq);
+        }
+    }
+
+    bool no_readers() const noexcept
+    {
+        const std::uint32_t hw = att_->high_water();
+        for (std::uint32_t i = 0; i < hw; ++i)
+            if (att_->entry(i).readers[index_].load(std::memory_order_seq_cst) != 0) return false;
+        return true;
+    }
+
+    bool lock_slow(bool have_writer_word, const deadline_clock::time_point* deadline);
+    bool lock_shared_slow(const deadline_clock::time_point* deadline);
+    bool drain_readers(const deadline_clock::time_point* deadline);
+    [[noreturn]] static void throw_already_held();
+    [[noreturn]] static void throw_not_held();
+
+    rwlock_state* s_ = nullptr;
+    shmkit::detail::attachment* att_ = nullptr;
+    std::uint32_t index_ = 0;
+    held held_ = held::none;
+    bool recovered_ = false;
+};
+
+} // namespace sync
+} // namespace shmkit
+
+#endif

@@ -1,0 +1,199 @@
+// The attach table: claiming, releasing and reclaiming entries (see the
+// crash-window notes in attach_table.hpp).
+#include <shmkit/detail/attach_table.hpp>
+#include <shmkit/error.hpp>
+
+#include <fcntl.h>
+
+namespace shmkit {
+namespace detail {
+namespace {
+
+struct flock byte_lock(short type, std::uint32_t index) noexcept
+{
+    struct flock fl = {};
+    fl.l_type = type;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = ofd_lock_base + static_cast<off_t>(index);
+    fl.l_len = 1;
+    return fl;
+}
+
+bool ofd_try_lock(int fd, std::uint32_t index) noexcept
+{
+    struct flock fl = byte_lock(F_WRLCK, index);
+    return ::fcntl(fd, F_OFD_SETLK, &fl) == 0;
+}
+
+void ofd_unlock(int fd, std::uint32_t index) noexcept
+{
+    struct flock fl = byte_lock(F_UNLCK, index);
+    ::fcntl(fd, F_OFD_SETLK, &fl);
+}
+
+/// True if another open file description holds the lock on byte `index`.
+/// Our own description's lock never conflicts with itself, so it reads false.
+bool ofd_held_elsewhere(int fd, std::uint32_t index) noexcept
+{
+    struct flock fl = byte_lock(F_WRLCK, index);
+    if (::fcntl(fd, F_OFD_GETLK, &fl) != 0) return true; // cannot tell: assume alive
+    return fl.l_type != F_UNLCK;
+}
+
+std::uint64_t owner_word(const process_identity& id) noexcept
+{
+    return (std::uint64_t(id.pid) << 32) | (id.start_time & 0xffffffffu);
+}
+
+} // namespace
+
+attachment::attachment(void* table, std::uint32_t capacity, int fd, std::string where)
+    : header_(static_cast<attach_table_header*>(table)),
+      entries_(reinterpret_cast<attach_entry*>(static_cast<char*>(table) + sizeof(attach_table_header))),
+      capacity_(capacity), fd_(fd), where_(std::move(where))
+{
+    attach();
+}
+
+attachment::~attachment() { release(); }
+
+bool attachment::try_take(std::uint32_t i, std::uint64_t seen_owner) noexcept
+{
+    attach_entry& e = entries_[i];
+    if (fd_ >= 0) return ofd_try_lock(fd_, i);
+    // No fd: the owner word itself is the claim. Only a free entry or one
+    // whose owner is dead may be taken, and only if nobody took it since.
+    if (seen_owner != 0 &&
+        probe_process(std::uint32_t(seen_owner >> 32), e.start_time.load(std::memory_order_relaxed),
+                      e.pidns.load(std::memory_order_relaxed)) != liveness::dead)
+        return false;
+    std::uint64_t expected = seen_owner;
+    const process_identity& id = current_identity();
+    if (!e.owner.compare_exchange_strong(expected, owner_word(id), std::memory_order_acq_rel)) return false;
+    // Our identity must be complete as soon as the owner word names us, so
+    // that a claimer that finds us dead later can tell (start time check).
+    e.start_time.store(id.start_time, std::memory_order_relaxed);
+    e.pidns.store(id.pidns, std::memory_order_relaxed);
+    return true;
+}
+
+void attachment::untake(std::uint32_t i) noexcept
+{
+    if (fd_ >= 0) ofd_unlock(fd_, i);
+}
+
+void attachment::wipe(std::uint32_t i) noexcept
+{
+    attach_entry& e = entries_[i];
+    // The previous owner is dead, so nobody else increments these: plain
+    // zeroing releases exactly the read locks it held.
+    for (auto& r : e.readers) r.store(0, std::memory_order_relaxed);
+    // Release: a checker that sees the new generation also sees zero readers.
+    e.generation.fetch_add(1, std::memory_order_acq_rel);
+}
+
+void attachment::attach()
+{
+    const process_identity& id = current_identity();
+    for (std::uint32_t i = 0; i < capacity_; ++i) {
+        attach_entry& e = entries_[i];
+        const std::uint64_t seen = e.owner.load(std::memory_order_acquire);
+        if (!try_take(i, seen)) continue;
+        wipe(i);
+        e.start_time.store(id.start_time, std::memory_order_relaxed);
+        e.pidns.store(id.pidns, std::memory_order_relaxed);
+        e.owner.store(owner_word(id), std::memory_order_release);
+        if (seen != 0) header_->reclaimed.fetch_add(1, std::memory_order_relaxed);
+        header_->attaches.fetch_add(1, std::memory_order_relaxed);
+        std::uint32_t hw = header_->high_water.load(std::memory_order_relaxed);
+        while (hw < i + 1 &&
+               !header_->high_water.compare_exchange_weak(hw, i + 1, std::memory_order_seq_cst)) {
+        }
+        token_.store(make_token(i, e.generation.load(std::memory_order_relaxed)), std::memory_order_relaxed);
+        fork_generation_.store(fork_generation(), std::memory_order_release);
+        return;
+    }
+    throw_error(errc::attach_table_full, where_,
+                "all " + std::to_string(capacity_) + " attach-table entries are held by live processes");
+}
+
+void attachment::reattach()
+{
+    std::lock_guard<std::mutex> lock(reattach_mutex_);
+    // The entry we hold belongs to the parent: leave it, claim our own.
+    if (fork_generation_.load(std::memory_order_relaxed) != fork_generation()) attach();
+}
+
+void attachment::release() noexcept
+{
+    if (token_.load(std::memory_order_relaxed) == 0) return;
+    // In a forked child that never used this handle, the entry is the parent's.
+    if (fork_generation_.load(std::memory_order_relaxed) != fork_generation()) return;
+    const std::uint32_t i = index();
+    entries_[i].owner.store(0, std::memory_order_release);
+    untake(i);
+}
+
+bool attachment::entry_alive(std::uint32_t i) const noexcept
+{
+    const attach_entry& e = entries_[i];
+    const std::uint64_t owner = e.owner.load(std::memory_order_acquire);
+    if (owner == 0) return false;
+    const bool ours = token_.load(std::memory_order_relaxed) != 0 && i == index() &&
+                      fork_generation_.load(std::memory_order_relaxed) == fork_generation();
+    if (ours) return true;
+    if (fd_ >= 0 && !ofd_held_elsewhere(fd_, i)) return false;
+    return probe_process(std::uint32_t(owner >> 32), e.start_time.load(std::memory_order_relaxed),
+                         e.pidns.load(std::memory_order_relaxed)) != liveness::dead;
+}
+
+bool attachment::token_alive(std::uint32_t token) const noexcept
+{
+    const std::uint32_t i = token_index(token);
+    if (token == 0 || i >= capacity_) return false;
+    const std::uint32_t gen = entries_[i].generation.load(std::memory_order_acquire);
+    if ((gen & token_generation_mask) != token_generation(token)) return false;
+    return entry_alive(i);
+}
+
+bool attachment::reclaim_if_dead(std::uint32_t i) noexcept
+{
+    if (i >= capacity_) return false;
+    attach_entry& e = entries_[i];
+    const std::uint64_t seen = e.owner.load(std::memory_order_acquire);
+    if (entry_alive(i)) return false;
+    if (!try_take(i, seen)) return false;
+    wipe(i);
+    e.owner.store(0, std::memory_order_release);
+    untake(i);
+    header_->reclaimed.fetch_add(1, std::memory_order_relaxed);
+    return true;
+}
+
+std::uint32_t attachment::reclaim_dead() noexcept
+{
+    std::uint32_t n = 0;
+    const std::uint32_t hw = high_water();
+    for (std::uint32_t i = 0; i < hw && i < capacity_; ++i) {
+        const attach_entry& e = entries_[i];
+        bool has_readers = false;
+        for (const auto& r : e.readers) has_readers |= r.load(std::memory_order_relaxed) != 0;
+        if (e.owner.load(std::memory_order_relaxed) == 0 && !has_readers) continue;
+        if (reclaim_if_dead(i)) ++n;
+    }
+    return n;
+}
+
+std::vector<attach_info> attachment::entries_in_use() const
+{
+    std::vector<attach_info> v;
+    const std::uint32_t hw = high_water();
+    for (std::uint32_t i = 0; i < hw && i < capacity_; ++i) {
+        const std::uint64_t owner = entries_[i].owner.load(std::memory_order_acquire);
+        if (owner != 0) v.push_back({i, std::uint32_t(owner >> 32), entry_alive(i)});
+    }
+    return v;
+}
+
+} // namespace detail
+} // namespace shmkit

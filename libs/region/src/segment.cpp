@@ -1,0 +1,192 @@
+// Segments: layout, initialisation, validation and attachment.
+#include <shmkit/segment.hpp>
+
+#include <shmkit/detail/checked.hpp>
+
+#include <chrono>
+#include <cstring>
+#include <stdexcept>
+
+namespace shmkit {
+namespace {
+
+struct offsets {
+    std::uint64_t attach, sync, data, total;
+};
+
+offsets compute(const segment_layout& l)
+{
+    using detail::checked_add;
+    using detail::checked_align_up;
+    if (l.attach_capacity == 0 || l.attach_capacity > detail::max_attach_capacity)
+        throw std::invalid_argument("shmkit: attach capacity must be 1.." +
+                                    std::to_string(detail::max_attach_capacity));
+    if (l.n_rwlocks > detail::max_rwlocks) throw std::invalid_argument("shmkit: at most 8 rwlocks per segment");
+    if (l.n_mutexes > detail::max_mutexes) throw std::invalid_argument("shmkit: at most 64 mutexes per segment");
+    offsets o;
+    o.attach = detail::header_size;
+    o.sync = o.attach + sizeof(detail::attach_table_header) +
+             std::uint64_t(l.attach_capacity) * sizeof(detail::attach_entry);
+    o.data = o.sync + (std::uint64_t(l.n_rwlocks) + l.n_mutexes) * cache_line_size;
+    const auto end = checked_add(o.data, l.data_size);
+    const auto total = end ? checked_align_up(*end, 4096) : std::nullopt;
+    if (!total || *total > std::uint64_t(PTRDIFF_MAX))
+        throw std::invalid_argument("shmkit: segment payload of " + std::to_string(l.data_size) +
+                                    " bytes is too large");
+    o.total = *total;
+    return o;
+}
+
+void write_header(void* base, const segment_layout& l, const offsets& o)
+{
+    auto* h = static_cast<detail::segment_header*>(base);
+    std::memcpy(h->magic, detail::segment_magic, sizeof h->magic);
+    h->format_version = detail::format_version;
+    h->byte_order = detail::byte_order_mark;
+    h->pointer_size = sizeof(void*);
+    h->header_size = detail::header_size;
+    h->kind = static_cast<std::uint32_t>(l.kind);
+    h->elem_type = static_cast<std::uint32_t>(l.elem_type);
+    h->elem_size = l.elem_size;
+    h->attach_capacity = l.attach_capacity;
+    h->n_rwlocks = l.n_rwlocks;
+    h->n_mutexes = l.n_mutexes;
+    h->capacity = l.capacity;
+    h->total_size = o.total;
+    h->attach_offset = o.attach;
+    h->sync_offset = o.sync;
+    h->data_offset = o.data;
+    h->data_size = l.data_size;
+    for (std::size_t i = 0; i < l.params.size(); ++i) h->params[i] = l.params[i];
+    h->created_ns = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
+    h->checksum = detail::header_checksum(*h);
+    // Last, with release: the header is complete before anyone can see READY
+    // (for named segments nobody can see anything before the link anyway).
+    h->init_state.store(detail::init_ready, std::memory_order_release);
+}
+
+} // namespace
+
+std::size_t segment_layout::total_size() const { return compute(*this).total; }
+
+region_initializer segment::initializer(const segment_layout& layout, data_initializer init)
+{
+    const offsets o = compute(layout);
+    return [layout, o, init = std::move(init)](void* base, std::size_t size) {
+        if (size < o.total) throw std::logic_error("shmkit: region smaller than its layout");
+        if (init) init(static_cast<char*>(base) + o.data, layout.data_size);
+        write_header(base, layout, o);
+    };
+}
+
+segment::segment(shmkit::region r, const segment_expectation& expect) : region_(std::move(r))
+{
+    header_ = &detail::validate_header(region_.data(), region_.size(), expect, region_.name());
+    att_ = std::make_unique<detail::attachment>(at(header_->attach_offset), header_->attach_capacity,
+                                                region_.fd(), region_.name());
+}
+
+segment segment::file(create_only_t, const std::string& path, const segment_layout& layout,
+                      data_initializer init, const region_options& opt)
+{
+    return segment(region::file(create_only, path, layout.total_size(), initializer(layout, std::move(init)), opt),
+                   layout.expectation());
+}
+
+segment segment::file(open_only_t, const std::string& path, const segment_expectation& expect)
+{
+    return segment(region::file(open_only, path), expect);
+}
+
+segment segment::file(open_or_create_t, const std::string& path, const segment_layout& layout,
+                      data_initializer init, const region_options& opt)
+{
+    return segment(
+        region::file(open_or_create, path, layout.total_size(), initializer(layout, std::move(init)), opt),
+        layout.expectation());
+}
+
+segment segment::posix(create_only_t, const std::string& name, const segment_layout& layout,
+                       data_initializer init, const region_options& opt)
+{
+    return segment(region::posix(create_only, name, layout.total_size(), initializer(layout, std::move(init)), opt),
+                   layout.expectation());
+}
+
+segment segment::posix(open_only_t, const std::string& name, const segment_expectation& expect)
+{
+    return segment(region::posix(open_only, name), expect);
+}
+
+segment segment::posix(open_or_create_t, const std::string& name, const segment_layout& layout,
+                       data_initializer init, const region_options& opt)
+{
+    return segment(
+        region::posix(open_or_create, name, layout.total_size(), initializer(layout, std::move(init)), opt),
+        layout.expectation());
+}
+
+segment segment::anonymous(const segment_layout& layout, data_initializer init)
+{
+    return segment(region::anonymous(layout.total_size(), initializer(layout, std::move(init))),
+                   layout.expectation());
+}
+
+segment segment::memfd(const std::string& name, const segment_layout& layout, data_initializer init)
+{
+    return segment(region::memfd(name, layout.total_size(), initializer(layout, std::move(init))),
+                   layout.expectation());
+}
+
+segment segment::from_fd(int fd, const segment_expectation& expect)
+{
+    return segment(region::from_fd(fd), expect);
+}
+
+sync::rwlock_state& segment::rwlock_state(std::uint32_t i) const noexcept
+{
+    return static_cast<sync::rwlock_state*>(at(header_->sync_offset))[i];
+}
+
+sync::mutex_state& segment::mutex_state(std::uint32_t i) const noexcept
+{
+    return static_cast<sync::mutex_state*>(at(header_->sync_offset + header_->n_rwlocks * cache_line_size))[i];
+}
+
+sync::rwlock segment::rwlock(std::uint32_t i) const
+{
+    if (i >= header_->n_rwlocks)
+        throw std::out_of_range("shmkit: " + name() + ": rwlock " + std::to_string(i) + " of " +
+                                std::to_string(header_->n_rwlocks));
+    return sync::rwlock(rwlock_state(i), *att_, i);
+}
+
+sync::mutex segment::mutex(std::uint32_t i) const
+{
+    if (i >= header_->n_mutexes)
+        throw std::out_of_range("shmkit: " + name() + ": mutex " + std::to_string(i) + " of " +
+                                std::to_string(header_->n_mutexes));
+    return sync::mutex(mutex_state(i), *att_);
+}
+
+segment_stats segment::stats() const
+{
+    segment_stats s;
+    s.attach_capacity = header_->attach_capacity;
+    for (const auto& e : att_->entries_in_use()) (e.alive ? s.attached_alive : s.attached_dead) += 1;
+    const auto* th = static_cast<const detail::attach_table_header*>(at(header_->attach_offset));
+    s.attaches = th->attaches.load(std::memory_order_relaxed);
+    s.reclaimed = th->reclaimed.load(std::memory_order_relaxed);
+    for (std::uint32_t i = 0; i < header_->n_rwlocks; ++i) {
+        const auto& st = rwlock_state(i);
+        s.lock_recoveries += st.recoveries.load(std::memory_order_relaxed) +
+                             st.reader_recoveries.load(std::memory_order_relaxed);
+    }
+    for (std::uint32_t i = 0; i < header_->n_mutexes; ++i)
+        s.lock_recoveries += mutex_state(i).recoveries.load(std::memory_order_relaxed);
+    return s;
+}
+
+} // namespace shmkit

@@ -1,0 +1,153 @@
+// Slow paths of the reader/writer lock: waiting, draining readers, recovery.
+#include <shmkit/sync/rwlock.hpp>
+
+#include <algorithm>
+#include <new>
+
+namespace shmkit {
+namespace sync {
+namespace {
+
+bool past(const deadline_clock::time_point* deadline) noexcept
+{
+    return deadline && deadline_clock::now() >= *deadline;
+}
+
+deadline_clock::time_point next_poll(const deadline_clock::time_point* deadline) noexcept
+{
+    const auto poll = deadline_clock::now() + liveness_poll_interval;
+    return deadline ? std::min(poll, *deadline) : poll;
+}
+
+} // namespace
+
+rwlock::rwlock(rwlock&& o) noexcept
+    : s_(o.s_), att_(o.att_), index_(o.index_), held_(std::exchange(o.held_, held::none)),
+      recovered_(o.recovered_)
+{
+}
+
+rwlock& rwlock::operator=(rwlock&& o) noexcept
+{
+    if (this != &o) {
+        this->~rwlock();
+        new (this) rwlock(std::move(o));
+    }
+    return *this;
+}
+
+rwlock::~rwlock()
+{
+    if (held_ == held::exclusive) unlock();
+    else if (held_ == held::shared) unlock_shared();
+}
+
+void rwlock::throw_already_held()
+{
+    throw std::system_error(std::make_error_code(std::errc::resource_deadlock_would_occur),
+                            "shmkit::sync::rwlock: this handle already holds the lock");
+}
+
+void rwlock::throw_not_held()
+{
+    throw std::system_error(std::make_error_code(std::errc::operation_not_permitted),
+                            "shmkit::sync::rwlock: this handle does not hold the lock in that mode");
+}
+
+std::uint64_t rwlock::recoveries() const noexcept
+{
+    return s_->recoveries.load(std::memory_order_relaxed) + s_->reader_recoveries.load(std::memory_order_relaxed);
+}
+
+bool rwlock::try_lock()
+{
+    prepare_acquire();
+    std::uint32_t expected = 0;
+    if (!s_->writer.compare_exchange_strong(expected, att_->token(), std::memory_order_seq_cst,
+                                            std::memory_order_relaxed))
+        return false;
+    if (!no_readers()) {
+        detail::release_token_word(s_->writer, s_->waiters);
+        return false;
+    }
+    held_ = held::exclusive;
+    return true;
+}
+
+bool rwlock::try_lock_shared()
+{
+    prepare_acquire();
+    if (!enter_reader()) return false;
+    held_ = held::shared;
+    return true;
+}
+
+// Phase 1: own the writer word (recovering it from a dead writer). Phase 2:
+// wait until every reader has left. A writer killed in phase 2 holds the
+// word with a dead token: the next waiter recovers it as in phase 1.
+bool rwlock::lock_slow(bool have_writer_word, const deadline_clock::time_point* deadline)
+{
+    if (!have_writer_word) {
+        const detail::token_word_ref ref{s_->writer, s_->waiters, s_->recoveries};
+        const auto r = detail::acquire_token_word(ref, *att_, att_->token(), deadline);
+        if (r == detail::word_outcome::timed_out) return false;
+        if (r == detail::word_outcome::recovered) recovered_ = true;
+    }
+    if (!drain_readers(deadline)) {
+        detail::release_token_word(s_->writer, s_->waiters);
+        return false;
+    }
+    held_ = held::exclusive;
+    return true;
+}
+
+// Waits for each process's reader count to reach zero. Readers that arrive
+// now see the writer word and back off, so counts only fall, except the
+// count of a dead reader: after a poll interval without progress its entry
+// is checked and, if its process is gone, reclaimed (which zeroes it).
+bool rwlock::drain_readers(const deadline_clock::time_point* deadline)
+{
+    const std::uint32_t hw = att_->high_water();
+    for (std::uint32_t i = 0; i < hw; ++i) {
+        auto& slot = att_->entry(i).readers[index_];
+        for (int spins = 0; slot.load(std::memory_order_seq_cst) != 0; ++spins) {
+            if (spins < spin_iterations) {
+                cpu_relax();
+                continue;
+            }
+            if (past(deadline)) return false;
+            const auto until = next_poll(deadline);
+            // Register, then read the sequence, then re-check the slot: a
+            // reader leaving after our registration bumps the sequence (and
+            // our futex_wait returns), one leaving before it is seen by the
+            // re-check. See wake_draining_writer().
+            s_->drain_waiters.fetch_add(1, std::memory_order_seq_cst);
+            const std::uint32_t seq = s_->drain_seq.load(std::memory_order_seq_cst);
+            wait_result r = wait_result::value_changed;
+            if (slot.load(std::memory_order_seq_cst) != 0) r = futex_wait_until(s_->drain_seq, seq, until);
+            s_->drain_waiters.fetch_sub(1, std::memory_order_relaxed);
+            if (r == wait_result::timed_out && att_->reclaim_if_dead(i)) {
+                s_->reader_recoveries.fetch_add(1, std::memory_order_relaxed);
+                recovered_ = true;
+            }
+        }
+    }
+    return true;
+}
+
+bool rwlock::lock_shared_slow(const deadline_clock::time_point* deadline)
+{
+    const detail::token_word_ref ref{s_->writer, s_->waiters, s_->recoveries};
+    for (;;) {
+        const auto r = detail::acquire_token_word(ref, *att_, 0, deadline);
+        if (r == detail::word_outcome::timed_out) return false;
+        if (r == detail::word_outcome::recovered) recovered_ = true;
+        if (enter_reader()) {
+            held_ = held::shared;
+            return true;
+        }
+    }
+}
+
+} // namespace sync
+} // namespace shmkit

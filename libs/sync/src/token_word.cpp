@@ -1,0 +1,70 @@
+// Waiting for, and recovering, token-owned lock words.
+#include <shmkit/sync/detail/token_word.hpp>
+
+#include <algorithm>
+
+namespace shmkit {
+namespace sync {
+namespace detail {
+namespace {
+
+bool past(const deadline_clock::time_point* deadline) noexcept
+{
+    return deadline && deadline_clock::now() >= *deadline;
+}
+
+/// Takes a free word (me != 0) or just observes it free (me == 0).
+bool try_take_free(std::atomic<std::uint32_t>& word, std::uint32_t me) noexcept
+{
+    std::uint32_t expected = 0;
+    if (me == 0) return word.load(std::memory_order_acquire) == 0;
+    return word.compare_exchange_strong(expected, me, std::memory_order_seq_cst, std::memory_order_relaxed);
+}
+
+/// The holder `dead` is gone: replace it with `me` (or 0) in one CAS, so
+/// that exactly one of several recoverers wins, and wake everyone when the
+/// word became free.
+bool take_over(const token_word_ref& w, std::uint32_t dead, std::uint32_t me) noexcept
+{
+    if (!w.word.compare_exchange_strong(dead, me, std::memory_order_seq_cst, std::memory_order_relaxed))
+        return false;
+    w.recoveries.fetch_add(1, std::memory_order_relaxed);
+    if (me == 0) futex_wake(w.word);
+    return true;
+}
+
+} // namespace
+
+word_outcome acquire_token_word(const token_word_ref& w, shmkit::detail::attachment& att, std::uint32_t me,
+                                const deadline_clock::time_point* deadline)
+{
+    for (int i = 0; i < spin_iterations; ++i) {
+        if (try_take_free(w.word, me)) return word_outcome::acquired;
+        cpu_relax();
+    }
+    for (;;) {
+        const std::uint32_t seen = w.word.load(std::memory_order_relaxed);
+        if (seen == 0) {
+            if (try_take_free(w.word, me)) return word_outcome::acquired;
+            continue;
+        }
+        if (past(deadline)) return word_outcome::timed_out;
+        auto until = deadline_clock::now() + liveness_poll_interval;
+        if (deadline) until = std::min(until, *deadline);
+        // seq_cst increment, then the kernel compares the word again: a
+        // release after this point either changes the word (EAGAIN) or sees
+        // waiters != 0 and wakes us.
+        w.waiters.fetch_add(1, std::memory_order_seq_cst);
+        const wait_result r = futex_wait_until(w.word, seen, until);
+        w.waiters.fetch_sub(1, std::memory_order_relaxed);
+        if (r != wait_result::timed_out) continue;
+        // A whole poll interval without change: is the holder still there?
+        if (w.word.load(std::memory_order_relaxed) == seen && !att.token_alive(seen & shmkit::detail::token_mask) &&
+            take_over(w, seen, me))
+            return word_outcome::recovered;
+    }
+}
+
+} // namespace detail
+} // namespace sync
+} // namespace shmkit

@@ -1,0 +1,181 @@
+// Helpers for multi-process tests: scratch directories that are always
+// removed, children that are always reaped, pipes for synchronisation.
+#ifndef SHMKIT_TEST_SUPPORT_HPP
+#define SHMKIT_TEST_SUPPORT_HPP
+
+#include <boost/test/unit_test.hpp>
+
+#include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/syscall.h>
+#include <ftw.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace test {
+
+/// A fresh directory under /tmp, removed with everything in it on scope exit.
+class scratch_dir {
+public:
+    scratch_dir()
+    {
+        char tmpl[] = "/tmp/shmkit-test.XXXXXX";
+        if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
+        path_ = tmpl;
+    }
+    ~scratch_dir()
+    {
+        ::nftw(path_.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
+               FTW_DEPTH | FTW_PHYS);
+    }
+    std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+};
+
+/// A unique POSIX shm name, removed on scope exit.
+class shm_name {
+public:
+    explicit shm_name(const std::string& tag)
+        : name_("/shmkit-test-" + tag + "-" + std::to_string(::getpid()) + "-" + std::to_string(counter()++))
+    {
+    }
+    ~shm_name() { ::shm_unlink(name_.c_str()); }
+    const std::string& str() const { return name_; }
+    std::string path() const { return "/dev/shm" + name_; }
+
+private:
+    static int& counter()
+    {
+        static int c = 0;
+        return c;
+    }
+    std::string name_;
+};
+
+/// A pipe; both ends closed on scope exit.
+struct pipe_pair {
+    int rd = -1, wr = -1;
+    pipe_pair()
+    {
+        int p[2];
+        if (::pipe2(p, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+        rd = p[0];
+        wr = p[1];
+    }
+    ~pipe_pair()
+    {
+        if (rd >= 0) ::close(rd);
+        if (wr >= 0) ::close(wr);
+    }
+    void send(char c = 'x') const
+    {
+        if (::write(wr, &c, 1) != 1) std::_Exit(90);
+    }
+    /// Reads one byte; returns 0 on EOF (the writer died or closed).
+    char receive() const
+    {
+        char c = 0;
+        ssize_t r;
+        do { r = ::read(rd, &c, 1); } while (r < 0 && errno == EINTR);
+        return r == 1 ? c : 0;
+    }
+};
+
+/// A forked child running `body`; its exit status is the body's return
+/// value (or 99 if it threw). Killed and reaped on scope exit if still running.
+class child {
+public:
+    explicit child(const std::function<int()>& body)
+    {
+        pid_ = ::fork();
+        if (pid_ < 0) throw std::runtime_error("fork failed");
+        if (pid_ == 0) {
+            int rc = 99;
+            try {
+                rc = body();
+            } catch (...) {
+            }
+            std::_Exit(rc);
+        }
+    }
+    child(child&& o) noexcept : pid_(std::exchange(o.pid_, -1)) {}
+    child(const child&) = delete;
+    ~child()
+    {
+        if (pid_ > 0) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, nullptr, 0);
+        }
+    }
+    pid_t pid() const { return pid_; }
+    void kill(int sig = SIGKILL) const { ::kill(pid_, sig); }
+
+    /// Waits for the child, at most `limit`; kills it if it overruns.
+    /// Returns the exit status, 128 + signal, or -1 on overrun.
+    int wait(std::chrono::milliseconds limit = std::chrono::seconds(60))
+    {
+        // pidfd + poll: wakes exactly when the child exits, bounded by `limit`.
+        int status = 0;
+        const int pfd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
+        if (pfd >= 0) {
+            struct pollfd p = {pfd, POLLIN, 0};
+            int r;
+            do { r = ::poll(&p, 1, static_cast<int>(limit.count())); } while (r < 0 && errno == EINTR);
+            ::close(pfd);
+            if (r == 0) {
+                ::kill(pid_, SIGKILL);
+                ::waitpid(pid_, &status, 0);
+                pid_ = -1;
+                return -1;
+            }
+        }
+        ::waitpid(pid_, &status, 0);
+        pid_ = -1;
+        if (WIFEXITED(status)) return WEXITSTATUS(status);
+        if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+        return -2;
+    }
+
+private:
+    pid_t pid_ = -1;
+};
+
+/// Shared anonymous memory for test bookkeeping across fork().
+template <class T>
+T* shared_scratch(std::size_t n = 1)
+{
+    void* p = ::mmap(nullptr, sizeof(T) * n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::runtime_error("mmap failed");
+    return static_cast<T*>(p);
+}
+
+inline std::string read_file(const std::string& path)
+{
+    std::ifstream f(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+inline void write_file(const std::string& path, const std::string& bytes)
+{
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+} // namespace test
+
+#endif

@@ -1,0 +1,228 @@
+// The attach table: entries per handle, liveness despite fork, zombies, PID
+// reuse and PID namespaces, reclaiming dead entries.
+#define BOOST_TEST_MODULE attach
+#include "support.hpp"
+
+#include <shmkit/segment.hpp>
+
+#include <sched.h>
+
+using shmkit::segment;
+
+namespace {
+
+shmkit::segment_layout layout(std::uint32_t capacity = 16)
+{
+    shmkit::segment_layout l;
+    l.data_size = 64;
+    l.n_rwlocks = 1;
+    l.attach_capacity = capacity;
+    return l;
+}
+
+std::uint32_t my_pid() { return static_cast<std::uint32_t>(::getpid()); }
+
+/// The entry of `pid`, if any.
+const shmkit::detail::attach_info* find(const std::vector<shmkit::detail::attach_info>& v, pid_t pid)
+{
+    for (const auto& e : v)
+        if (e.pid == static_cast<std::uint32_t>(pid)) return &e;
+    return nullptr;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(each_handle_takes_an_entry_and_gives_it_back)
+{
+    test::scratch_dir dir;
+    segment a = segment::file(shmkit::create_only, dir / "s", layout());
+    {
+        segment b = segment::file(shmkit::open_only, dir / "s");
+        BOOST_TEST(a.stats().attached_alive == 2u);
+        BOOST_TEST(a.attachment().token() != b.attachment().token());
+        BOOST_TEST(a.attachment().token_alive(b.attachment().token()));
+    }
+    BOOST_TEST(a.stats().attached_alive == 1u);
+    BOOST_TEST(a.stats().attached_dead == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(dead_processes_are_seen_dead_and_reclaimed)
+{
+    test::scratch_dir dir;
+    segment a = segment::file(shmkit::create_only, dir / "s", layout());
+    test::pipe_pair attached, never;
+    test::child c([&] {
+        segment s = segment::file(shmkit::open_only, dir / "s");
+        attached.send();
+        never.receive();
+        return 0;
+    });
+    BOOST_REQUIRE_EQUAL(attached.receive(), 'x');
+    BOOST_TEST(a.stats().attached_alive == 2u);
+    c.kill();
+    // Not reaped yet: a zombie holds nothing and must count as dead.
+    siginfo_t info;
+    BOOST_REQUIRE_EQUAL(::waitid(P_PID, static_cast<id_t>(c.pid()), &info, WEXITED | WNOWAIT), 0);
+    const auto* e = find(a.attached(), c.pid());
+    BOOST_REQUIRE(e != nullptr);
+    BOOST_TEST(!e->alive);
+    BOOST_TEST(a.stats().attached_dead == 1u);
+    BOOST_TEST(a.reclaim_dead() == 1u);
+    BOOST_TEST(a.stats().attached_dead == 0u);
+    BOOST_TEST(a.stats().reclaimed == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(forked_child_registers_its_own_entry)
+{
+    test::scratch_dir dir;
+    segment a = segment::file(shmkit::create_only, dir / "s", layout());
+    const std::uint32_t parent_token = a.attachment().token();
+    std::uint32_t* child_token = test::shared_scratch<std::uint32_t>();
+    test::child c([&] {
+        // First use of the inherited handle in the child.
+        *child_token = a.attachment().token();
+        return a.attached().size() == 2 ? 0 : 1;
+    });
+    BOOST_TEST(c.wait() == 0);
+    BOOST_TEST(*child_token != parent_token);
+    BOOST_TEST(a.attachment().token() == parent_token);
+    BOOST_TEST(a.attachment().token_alive(parent_token));
+    BOOST_TEST(!a.attachment().token_alive(*child_token));
+}
+
+BOOST_AUTO_TEST_CASE(parent_death_is_seen_while_a_forked_child_lives)
+{
+    // P attaches and forks Q, which inherits the handle (and its fd) but
+    // never uses it. When P dies, its entry must be dead although Q still
+    // holds a descriptor of the same file.
+    test::scratch_dir dir;
+    segment a = segment::file(shmkit::create_only, dir / "s", layout());
+    test::pipe_pair ready, never;
+    pid_t* q_pid = test::shared_scratch<pid_t>();
+    test::child p([&] {
+        segment s = segment::file(shmkit::open_only, dir / "s");
+        s.attachment().token();
+        const pid_t q = ::fork();
+        if (q == 0) {
+            never.receive();
+            std::_Exit(0);
+        }
+        *q_pid = q;
+        ready.send();
+        never.receive();
+        return 0;
+    });
+    BOOST_REQUIRE_EQUAL(ready.receive(), 'x');
+    const pid_t p_pid = p.pid();
+    BOOST_TEST(find(a.attached(), p_pid)->alive);
+    p.kill();
+    p.wait();
+    const auto* e = find(a.attached(), p_pid);
+    BOOST_REQUIRE(e != nullptr);
+    BOOST_TEST(!e->alive);
+    ::kill(*q_pid, SIGKILL); // Q was reparented; the kill is its cleanup
+}
+
+BOOST_AUTO_TEST_CASE(pid_reuse_does_not_fake_liveness)
+{
+    // An anonymous segment has no fd: liveness is PID + start time. An entry
+    // naming a live PID (ours) with another start time is a dead process
+    // whose PID was reused.
+    segment a = segment::anonymous(layout());
+    auto& e = a.attachment().entry(5);
+    e.start_time.store(12345);
+    e.owner.store((std::uint64_t(my_pid()) << 32) | 12345u);
+    BOOST_TEST(!a.attachment().entry_alive(5));
+    // Same PID, true start time: alive.
+    const auto& id = shmkit::detail::current_identity();
+    e.start_time.store(id.start_time);
+    e.owner.store((std::uint64_t(id.pid) << 32) | (id.start_time & 0xffffffffu));
+    BOOST_TEST(a.attachment().entry_alive(5));
+    e.owner.store(0);
+}
+
+BOOST_AUTO_TEST_CASE(anonymous_segments_track_forked_children)
+{
+    segment a = segment::anonymous(layout());
+    test::pipe_pair attached, never;
+    test::child c([&] {
+        a.attachment().token();
+        attached.send();
+        never.receive();
+        return 0;
+    });
+    BOOST_REQUIRE_EQUAL(attached.receive(), 'x');
+    const pid_t pid = c.pid();
+    BOOST_TEST(find(a.attached(), pid)->alive);
+    c.kill();
+    c.wait();
+    BOOST_REQUIRE(find(a.attached(), pid) != nullptr);
+    BOOST_TEST(!find(a.attached(), pid)->alive);
+    BOOST_TEST(a.reclaim_dead() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(full_table_is_an_error_until_someone_dies)
+{
+    test::scratch_dir dir;
+    segment a = segment::file(shmkit::create_only, dir / "s", layout(2));
+    test::pipe_pair attached, never;
+    auto c = std::make_unique<test::child>([&] {
+        segment s = segment::file(shmkit::open_only, dir / "s");
+        attached.send();
+        never.receive();
+        return 0;
+    });
+    BOOST_REQUIRE_EQUAL(attached.receive(), 'x');
+    try {
+        segment::file(shmkit::open_only, dir / "s");
+        BOOST_ERROR("attached beyond capacity");
+    } catch (const shmkit::error& e) {
+        BOOST_TEST(e.code() == shmkit::make_error_code(shmkit::errc::attach_table_full));
+    }
+    c.reset(); // kills and reaps
+    segment b = segment::file(shmkit::open_only, dir / "s");
+    BOOST_TEST(a.stats().reclaimed == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(processes_in_another_pid_namespace)
+{
+    // A process in its own PID namespace registers a PID that means nothing
+    // here (1). The OFD lock still tells the truth.
+    test::scratch_dir dir;
+    segment a = segment::file(shmkit::create_only, dir / "s", layout());
+    test::pipe_pair attached, known, never;
+    int* unsupported = test::shared_scratch<int>();
+    pid_t* inner_pid = test::shared_scratch<pid_t>(); // as seen from here
+    test::child outer([&] {
+        if (::unshare(CLONE_NEWPID) != 0) {
+            *unsupported = 1;
+            attached.send();
+            return 0;
+        }
+        const pid_t inner = ::fork(); // pid 1 of the new namespace
+        if (inner == 0) {
+            segment s = segment::file(shmkit::open_only, dir / "s");
+            attached.send();
+            never.receive();
+            std::_Exit(0);
+        }
+        *inner_pid = inner;
+        known.send();
+        int st;
+        ::waitpid(inner, &st, 0);
+        return 0;
+    });
+    BOOST_REQUIRE_EQUAL(attached.receive(), 'x');
+    if (*unsupported) {
+        BOOST_TEST_MESSAGE("unshare(CLONE_NEWPID) not permitted here; namespace case not exercised");
+        return;
+    }
+    BOOST_REQUIRE_EQUAL(known.receive(), 'x');
+    BOOST_REQUIRE_GT(*inner_pid, 1);
+    const auto* e = find(a.attached(), 1);
+    BOOST_REQUIRE(e != nullptr);
+    BOOST_TEST(e->alive); // PID 1 here is our init: only the OFD lock can answer
+    ::kill(*inner_pid, SIGKILL);
+    BOOST_TEST(outer.wait() == 0); // outer reaped the inner process
+    BOOST_TEST(!find(a.attached(), 1)->alive);
+}
