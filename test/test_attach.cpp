@@ -5,6 +5,8 @@
 
 #include <shmkit/segment.hpp>
 
+#include <optional>
+
 #include <sched.h>
 
 using shmkit::segment;
@@ -22,12 +24,12 @@ shmkit::segment_layout layout(std::uint32_t capacity = 16)
 
 std::uint32_t my_pid() { return static_cast<std::uint32_t>(::getpid()); }
 
-/// The entry of `pid`, if any.
-const shmkit::detail::attach_info* find(const std::vector<shmkit::detail::attach_info>& v, pid_t pid)
+/// The entry of `pid`, if any (a copy: the list is a temporary).
+std::optional<shmkit::detail::attach_info> find(const std::vector<shmkit::detail::attach_info>& v, pid_t pid)
 {
     for (const auto& e : v)
-        if (e.pid == static_cast<std::uint32_t>(pid)) return &e;
-    return nullptr;
+        if (e.pid == static_cast<std::uint32_t>(pid)) return e;
+    return std::nullopt;
 }
 
 } // namespace
@@ -64,7 +66,7 @@ BOOST_AUTO_TEST_CASE(dead_processes_are_seen_dead_and_reclaimed)
     siginfo_t info;
     BOOST_REQUIRE_EQUAL(::waitid(P_PID, static_cast<id_t>(c.pid()), &info, WEXITED | WNOWAIT), 0);
     const auto* e = find(a.attached(), c.pid());
-    BOOST_REQUIRE(e != nullptr);
+    BOOST_REQUIRE(e.has_value());
     BOOST_TEST(!e->alive);
     BOOST_TEST(a.stats().attached_dead == 1u);
     BOOST_TEST(a.reclaim_dead() == 1u);
@@ -118,7 +120,7 @@ BOOST_AUTO_TEST_CASE(parent_death_is_seen_while_a_forked_child_lives)
     p.kill();
     p.wait();
     const auto* e = find(a.attached(), p_pid);
-    BOOST_REQUIRE(e != nullptr);
+    BOOST_REQUIRE(e.has_value());
     BOOST_TEST(!e->alive);
     ::kill(*q_pid, SIGKILL); // Q was reparented; the kill is its cleanup
 }
@@ -156,7 +158,7 @@ BOOST_AUTO_TEST_CASE(anonymous_segments_track_forked_children)
     BOOST_TEST(find(a.attached(), pid)->alive);
     c.kill();
     c.wait();
-    BOOST_REQUIRE(find(a.attached(), pid) != nullptr);
+    BOOST_REQUIRE(find(a.attached(), pid).has_value());
     BOOST_TEST(!find(a.attached(), pid)->alive);
     BOOST_TEST(a.reclaim_dead() == 1u);
 }
@@ -220,7 +222,7 @@ BOOST_AUTO_TEST_CASE(processes_in_another_pid_namespace)
     BOOST_REQUIRE_EQUAL(known.receive(), 'x');
     BOOST_REQUIRE_GT(*inner_pid, 1);
     const auto* e = find(a.attached(), 1);
-    BOOST_REQUIRE(e != nullptr);
+    BOOST_REQUIRE(e.has_value());
     BOOST_TEST(e->alive); // PID 1 here is our init: only the OFD lock can answer
     ::kill(*inner_pid, SIGKILL);
     BOOST_TEST(outer.wait() == 0); // outer reaped the inner process

@@ -81,6 +81,8 @@ public:
     bool owner_died() const noexcept { return died_; }
     bool owns_lock() const noexcept { return held_; }
     std::uint64_t recoveries() const noexcept { return s_->recoveries.load(std::memory_order_relaxed); }
+    /// The shared state, for stats and tools.
+    const mutex_state* state() const noexcept { return s_; }
 
 private:
     acquire_status acquire_until(const deadline_clock::time_point* deadline);
