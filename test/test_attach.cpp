@@ -65,7 +65,7 @@ BOOST_AUTO_TEST_CASE(dead_processes_are_seen_dead_and_reclaimed)
     // Not reaped yet: a zombie holds nothing and must count as dead.
     siginfo_t info;
     BOOST_REQUIRE_EQUAL(::waitid(P_PID, static_cast<id_t>(c.pid()), &info, WEXITED | WNOWAIT), 0);
-    const auto* e = find(a.attached(), c.pid());
+    const auto e = find(a.attached(), c.pid());
     BOOST_REQUIRE(e.has_value());
     BOOST_TEST(!e->alive);
     BOOST_TEST(a.stats().attached_dead == 1u);
@@ -119,7 +119,7 @@ BOOST_AUTO_TEST_CASE(parent_death_is_seen_while_a_forked_child_lives)
     BOOST_TEST(find(a.attached(), p_pid)->alive);
     p.kill();
     p.wait();
-    const auto* e = find(a.attached(), p_pid);
+    const auto e = find(a.attached(), p_pid);
     BOOST_REQUIRE(e.has_value());
     BOOST_TEST(!e->alive);
     ::kill(*q_pid, SIGKILL); // Q was reparented; the kill is its cleanup
@@ -221,7 +221,7 @@ BOOST_AUTO_TEST_CASE(processes_in_another_pid_namespace)
     }
     BOOST_REQUIRE_EQUAL(known.receive(), 'x');
     BOOST_REQUIRE_GT(*inner_pid, 1);
-    const auto* e = find(a.attached(), 1);
+    const auto e = find(a.attached(), 1);
     BOOST_REQUIRE(e.has_value());
     BOOST_TEST(e->alive); // PID 1 here is our init: only the OFD lock can answer
     ::kill(*inner_pid, SIGKILL);

@@ -60,7 +60,17 @@ attachment::~attachment() { release(); }
 bool attachment::try_take(std::uint32_t i, std::uint64_t seen_owner) noexcept
 {
     attach_entry& e = entries_[i];
-    if (fd_ >= 0) return ofd_try_lock(fd_, i);
+    if (fd_ >= 0) {
+        // The OFD lock decides. Skipping owners the PID probe sees alive
+        // first guards the case where a forked child could not get a private
+        // open file description (no /proc): its lock attempt would then
+        // succeed on the parent's own lock.
+        if (seen_owner != 0 &&
+            probe_process(std::uint32_t(seen_owner >> 32), e.start_time.load(std::memory_order_relaxed),
+                          e.pidns.load(std::memory_order_relaxed)) == liveness::alive)
+            return false;
+        return ofd_try_lock(fd_, i);
+    }
     // No fd: the owner word itself is the claim. Only a free entry or one
     // whose owner is dead may be taken, and only if nobody took it since.
     if (seen_owner != 0 &&

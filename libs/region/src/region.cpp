@@ -213,7 +213,10 @@ region region::create_named(const std::string& path, const std::string& label, b
     // A few rounds: the segment may be removed between our failed link and
     // our open. Each round makes progress unless someone keeps deleting it.
     for (int round = 0; round < 16; ++round) {
-        if (may_open && ::access(path.c_str(), F_OK) == 0) {
+        // lstat, not access: a symlink (even a dangling one) is "there" and
+        // open_named refuses it with ELOOP instead of us creating through it.
+        struct stat there;
+        if (may_open && ::lstat(path.c_str(), &there) == 0) {
             try {
                 return open_named(path, label, kind);
             } catch (const error& e) {

@@ -1,0 +1,15 @@
+// shmkit.hpp: the whole library.
+#ifndef SHMKIT_HPP
+#define SHMKIT_HPP
+
+#include <shmkit/config.hpp>
+#include <shmkit/error.hpp>
+#include <shmkit/region.hpp>
+#include <shmkit/segment.hpp>
+#include <shmkit/sync/futex.hpp>
+#include <shmkit/sync/mutex.hpp>
+#include <shmkit/sync/notifier.hpp>
+#include <shmkit/sync/rwlock.hpp>
+#include <shmkit/sync/seqlock.hpp>
+
+#endif
