@@ -10,7 +10,7 @@
 //      10 ms; one of them takes the lock over and is told (recovered()). They
 //      all get in. The parent then takes the write lock and repairs the
 //      half-written record.
-#include <shmkit/segment.hpp>
+#include <shmkit.hpp>
 
 #include <chrono>
 #include <csignal>
