@@ -98,13 +98,20 @@ struct pipe_pair {
 
 /// A forked child running `body`; its exit status is the body's return
 /// value (or 99 if it threw). Killed and reaped on scope exit if still running.
+/// The child restores default signal dispositions, so a crash kills it
+/// instead of re-entering Boost.Test's handlers, and an alarm bounds it.
 class child {
 public:
+    static constexpr unsigned alarm_seconds = 120;
+
     explicit child(const std::function<int()>& body)
     {
         pid_ = ::fork();
         if (pid_ < 0) throw std::runtime_error("fork failed");
         if (pid_ == 0) {
+            for (int sig : {SIGALRM, SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS})
+                ::signal(sig, SIG_DFL);
+            ::alarm(alarm_seconds);
             int rc = 99;
             try {
                 rc = body();

@@ -1,7 +1,7 @@
 // Tests of shmkit/sync/futex.hpp: wait outcomes, deadlines, and wakeups from
 // another thread and from another process.
 #define BOOST_TEST_MODULE test_futex
-#include <boost/test/unit_test.hpp>
+#include "support.hpp"
 
 #include <shmkit/sync/futex.hpp>
 
@@ -42,7 +42,6 @@ using word_type = std::atomic<std::uint32_t>;
 
 /// How long any waiter in these tests may wait before the test counts as failed.
 constexpr auto test_limit = 10s;
-constexpr unsigned child_alarm_s = 20;
 
 /// A zero-filled MAP_SHARED|MAP_ANONYMOUS page, inherited by forked children.
 class shared_page {
@@ -62,63 +61,6 @@ public:
 private:
     static constexpr std::size_t size = 4096;
     void* p_;
-};
-
-/// A forked child that runs `body` and _exits with its result. The child
-/// restores default signal dispositions (so a crash or its alarm kills it
-/// rather than re-entering Boost.Test) and dies by SIGALRM if it overruns.
-/// The destructor kills and reaps a child that was not waited for.
-class child_process {
-public:
-    template <class F>
-    explicit child_process(F body) : pid_(::fork())
-    {
-        BOOST_REQUIRE(pid_ >= 0);
-        if (pid_ == 0) run(body);
-    }
-    ~child_process()
-    {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            wait_status();
-        }
-    }
-    child_process(const child_process&) = delete;
-    child_process& operator=(const child_process&) = delete;
-
-    /// Reaps the child (bounded by its alarm); returns the waitpid status.
-    int wait_status()
-    {
-        int status = 0;
-        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {}
-        pid_ = -1;
-        return status;
-    }
-
-    /// Reaps the child; returns its exit code, or -signal if it was killed.
-    int exit_code()
-    {
-        const int status = wait_status();
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-    }
-
-private:
-    template <class F>
-    [[noreturn]] static void run(F& body) noexcept
-    {
-        for (int sig : {SIGALRM, SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS})
-            ::signal(sig, SIG_DFL);
-        ::alarm(child_alarm_s);
-        int code = 120;
-        try {
-            code = body();
-        } catch (...) {
-            code = 121;
-        }
-        ::_exit(code);
-    }
-
-    pid_t pid_;
 };
 
 /// Wakes one waiter on `word`, retrying until one was actually asleep
@@ -273,19 +215,19 @@ BOOST_AUTO_TEST_CASE(wait_is_woken_by_another_process)
 {
     shared_page page;
     word_type& word = page.word();
-    child_process child([&] {
+    test::child child([&] {
         return static_cast<int>(futex_wait_until(word, 0, deadline_clock::now() + test_limit));
     });
     const int woken = wake_one_sleeper(word);
     BOOST_TEST(woken == 1);
-    BOOST_TEST(child.exit_code() == static_cast<int>(wait_result::woken));
+    BOOST_TEST(child.wait() == static_cast<int>(wait_result::woken));
 }
 
 BOOST_AUTO_TEST_CASE(process_sees_a_change_published_by_another_process)
 {
     shared_page page;
     word_type& word = page.word();
-    child_process child([&] {
+    test::child child([&] {
         const auto deadline = deadline_clock::now() + test_limit;
         std::uint32_t seen;
         while ((seen = word.load(std::memory_order_acquire)) == 0)
@@ -294,5 +236,5 @@ BOOST_AUTO_TEST_CASE(process_sees_a_change_published_by_another_process)
     });
     word.store(42, std::memory_order_release);
     futex_wake(word);
-    BOOST_TEST(child.exit_code() == 42);
+    BOOST_TEST(child.wait() == 42);
 }

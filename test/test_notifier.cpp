@@ -1,7 +1,7 @@
 // Tests of shmkit/sync/notifier.hpp: counting, waiting with and without a
 // deadline, signals, fork, descriptor ownership and validation, moves.
 #define BOOST_TEST_MODULE test_notifier
-#include <boost/test/unit_test.hpp>
+#include "support.hpp"
 
 #include <shmkit/error.hpp>
 #include <shmkit/sync/notifier.hpp>
@@ -33,69 +33,11 @@ using shmkit::sync::ownership;
 
 /// How long any wait in these tests may last before the test counts as failed.
 constexpr auto test_limit = 10s;
-constexpr unsigned child_alarm_s = 20;
 
 static_assert(!std::is_copy_constructible_v<notifier>);
 static_assert(!std::is_copy_assignable_v<notifier>);
 static_assert(std::is_nothrow_move_constructible_v<notifier>);
 static_assert(std::is_nothrow_move_assignable_v<notifier>);
-
-/// A forked child that runs `body` and _exits with its result. The child
-/// restores default signal dispositions (so a crash or its alarm kills it
-/// rather than re-entering Boost.Test) and dies by SIGALRM if it overruns.
-/// The destructor kills and reaps a child that was not waited for.
-class child_process {
-public:
-    template <class F>
-    explicit child_process(F body) : pid_(::fork())
-    {
-        BOOST_REQUIRE(pid_ >= 0);
-        if (pid_ == 0) run(body);
-    }
-    ~child_process()
-    {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            wait_status();
-        }
-    }
-    child_process(const child_process&) = delete;
-    child_process& operator=(const child_process&) = delete;
-
-    /// Reaps the child (bounded by its alarm); returns the waitpid status.
-    int wait_status()
-    {
-        int status = 0;
-        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {}
-        pid_ = -1;
-        return status;
-    }
-
-    /// Reaps the child; returns its exit code, or -signal if it was killed.
-    int exit_code()
-    {
-        const int status = wait_status();
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-    }
-
-private:
-    template <class F>
-    [[noreturn]] static void run(F& body) noexcept
-    {
-        for (int sig : {SIGALRM, SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS})
-            ::signal(sig, SIG_DFL);
-        ::alarm(child_alarm_s);
-        int code = 120;
-        try {
-            code = body();
-        } catch (...) {
-            code = 121;
-        }
-        ::_exit(code);
-    }
-
-    pid_t pid_;
-};
 
 bool is_open(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
 
@@ -284,23 +226,23 @@ BOOST_AUTO_TEST_SUITE(across_fork)
 BOOST_AUTO_TEST_CASE(parent_waits_for_child)
 {
     notifier n = notifier::create();
-    child_process child([&] {
+    test::child child([&] {
         n.notify(7);
         return 0;
     });
     BOOST_TEST(n.wait(test_limit).value_or(0) == 7u);
-    BOOST_TEST(child.exit_code() == 0);
+    BOOST_TEST(child.wait() == 0);
 }
 
 BOOST_AUTO_TEST_CASE(child_waits_for_parent)
 {
     notifier n = notifier::create();
-    child_process child([&] {
+    test::child child([&] {
         const std::optional<std::uint64_t> got = n.wait(test_limit);
         return got ? static_cast<int>(*got) : 100;
     });
     n.notify(3);
-    BOOST_TEST(child.exit_code() == 3);
+    BOOST_TEST(child.wait() == 3);
 }
 
 BOOST_AUTO_TEST_CASE(ping_pong)
@@ -308,7 +250,7 @@ BOOST_AUTO_TEST_CASE(ping_pong)
     constexpr int rounds = 200;
     notifier ping = notifier::create();
     notifier pong = notifier::create();
-    child_process child([&] {
+    test::child child([&] {
         for (int i = 0; i != rounds; ++i) {
             if (ping.wait(test_limit).value_or(0) != 1) return 1;
             pong.notify();
@@ -322,7 +264,7 @@ BOOST_AUTO_TEST_CASE(ping_pong)
         ++answered;
     }
     BOOST_TEST(answered == rounds);
-    BOOST_TEST(child.exit_code() == 0);
+    BOOST_TEST(child.wait() == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

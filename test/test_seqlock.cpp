@@ -2,7 +2,7 @@
 // sequence protocol, consistent snapshots under concurrent writes (threads
 // and processes), and recovery after a writer is SIGKILLed mid-write.
 #define BOOST_TEST_MODULE test_seqlock
-#include <boost/test/unit_test.hpp>
+#include "support.hpp"
 
 #include <shmkit/sync/seqlock.hpp>
 
@@ -30,7 +30,6 @@ using shmkit::sync::atomic_copy_to_shared;
 using shmkit::sync::seqlock;
 
 constexpr auto test_limit = 10s;
-constexpr unsigned child_alarm_s = 20;
 
 #if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
 constexpr int writes = 10000; // sanitizers slow every atomic access down
@@ -107,65 +106,6 @@ bool write_byte(int fd)
     const char c = 'x';
     return ::write(fd, &c, 1) == 1;
 }
-
-/// A forked child that runs `body` and _exits with its result. The child
-/// restores default signal dispositions (so a crash or its alarm kills it
-/// rather than re-entering Boost.Test) and dies by SIGALRM if it overruns.
-/// The destructor kills and reaps a child that was not waited for.
-class child_process {
-public:
-    template <class F>
-    explicit child_process(F body) : pid_(::fork())
-    {
-        BOOST_REQUIRE(pid_ >= 0);
-        if (pid_ == 0) run(body);
-    }
-    ~child_process()
-    {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            wait_status();
-        }
-    }
-    child_process(const child_process&) = delete;
-    child_process& operator=(const child_process&) = delete;
-
-    pid_t pid() const { return pid_; }
-
-    /// Reaps the child (bounded by its alarm); returns the waitpid status.
-    int wait_status()
-    {
-        int status = 0;
-        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {}
-        pid_ = -1;
-        return status;
-    }
-
-    /// Reaps the child; returns its exit code, or -signal if it was killed.
-    int exit_code()
-    {
-        const int status = wait_status();
-        return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-    }
-
-private:
-    template <class F>
-    [[noreturn]] static void run(F& body) noexcept
-    {
-        for (int sig : {SIGALRM, SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS})
-            ::signal(sig, SIG_DFL);
-        ::alarm(child_alarm_s);
-        int code = 120;
-        try {
-            code = body();
-        } catch (...) {
-            code = 121;
-        }
-        ::_exit(code);
-    }
-
-    pid_t pid_;
-};
 
 /// Fills the protected data with `value` under the seqlock (the caller is the
 /// only writer, as the owning structure's write lock would guarantee).
@@ -407,12 +347,12 @@ BOOST_AUTO_TEST_CASE(reader_processes_see_only_uniform_snapshots)
         }
         return torn == 0 ? 0 : 1;
     };
-    child_process first([&] { return reader(false); });
-    child_process second([&] { return reader(true); });
+    test::child first([&] { return reader(false); });
+    test::child second([&] { return reader(true); });
     for (int i = 0; i != writes; ++i) write_uniform(*b, value_of(i));
     stop->store(1, std::memory_order_release);
-    BOOST_TEST(first.exit_code() == 0);
-    BOOST_TEST(second.exit_code() == 0);
+    BOOST_TEST(first.wait() == 0);
+    BOOST_TEST(second.wait() == 0);
 }
 
 BOOST_AUTO_TEST_CASE(writer_killed_mid_write_is_recovered)
@@ -420,7 +360,7 @@ BOOST_AUTO_TEST_CASE(writer_killed_mid_write_is_recovered)
     shared_block b;
     write_uniform(*b, 1);
     pipe_pair inside;
-    child_process writer([&] {
+    test::child writer([&] {
         snapshot two;
         two.fill(2);
         b->lock.write_begin();
@@ -431,7 +371,7 @@ BOOST_AUTO_TEST_CASE(writer_killed_mid_write_is_recovered)
     inside.close_write();
     BOOST_REQUIRE(read_byte(inside.read_end()));
     ::kill(writer.pid(), SIGKILL);
-    BOOST_TEST(writer.exit_code() == -SIGKILL);
+    BOOST_TEST(writer.wait() == 128 + SIGKILL);
     BOOST_TEST(b->lock.sequence() % 2 == 1u);
 
     int stalls = 0;
@@ -461,7 +401,7 @@ BOOST_AUTO_TEST_CASE(writers_killed_at_random_points_never_expose_a_torn_snapsho
     int killed_mid_write = 0;
     for (int round = 0; round != rounds; ++round) {
         pipe_pair running;
-        child_process writer([&] {
+        test::child writer([&] {
             for (int i = 0;; ++i) {
                 write_uniform(*b, value_of(i));
                 if (i == 64 && !write_byte(running.write_end())) return 1;
@@ -470,7 +410,7 @@ BOOST_AUTO_TEST_CASE(writers_killed_at_random_points_never_expose_a_torn_snapsho
         running.close_write();
         BOOST_REQUIRE(read_byte(running.read_end()));
         ::kill(writer.pid(), SIGKILL); // lands wherever the writer's loop is
-        BOOST_REQUIRE(writer.exit_code() == -SIGKILL);
+        BOOST_REQUIRE(writer.wait() == 128 + SIGKILL);
         killed_mid_write += static_cast<int>(b->lock.sequence() % 2);
 
         const snapshot s = read_snapshot(*b, [&] {
