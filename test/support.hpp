@@ -20,6 +20,7 @@
 #include <sys/syscall.h>
 #include <ftw.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -99,16 +100,21 @@ struct pipe_pair {
 /// A forked child running `body`; its exit status is the body's return
 /// value (or 99 if it threw). Killed and reaped on scope exit if still running.
 /// The child restores default signal dispositions, so a crash kills it
-/// instead of re-entering Boost.Test's handlers, and an alarm bounds it.
+/// instead of re-entering Boost.Test's handlers; an alarm bounds it, and it
+/// dies with its parent.
 class child {
 public:
     static constexpr unsigned alarm_seconds = 120;
 
     explicit child(const std::function<int()>& body)
     {
+        const pid_t parent = ::getpid();
         pid_ = ::fork();
         if (pid_ < 0) throw std::runtime_error("fork failed");
         if (pid_ == 0) {
+            // Never outlive a test process that was itself killed.
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (::getppid() != parent) std::_Exit(98);
             for (int sig : {SIGALRM, SIGABRT, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS})
                 ::signal(sig, SIG_DFL);
             ::alarm(alarm_seconds);
