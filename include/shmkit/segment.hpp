@@ -70,7 +70,8 @@ public:
     /// Validates `r` against `expect` and attaches to it.
     segment(region r, const segment_expectation& expect);
     segment(segment&&) noexcept = default;
-    segment& operator=(segment&&) noexcept = default;
+    /// Releases this handle's attach entry before its mapping goes away.
+    segment& operator=(segment&& o) noexcept;
     ~segment() = default;
 
     /// A region_initializer that writes the header and calls `init` on the payload.

@@ -23,9 +23,12 @@
 //   2. zero the reader counts: releases read locks of a dead previous owner.
 //   3. generation += 1: tokens of the previous owner become stale.
 //   4. store identity (start time, pid namespace, owner word).
-//   5. raise high_water to i + 1 so writers scan this entry's reader counts.
+//   5. raise the high-water mark to i + 1 so writers scan this entry's
+//      reader counts (before this handle can take any read lock).
 // A reclaimer (a waiter that found entry i dead) does 1-3 and then frees
-// the entry (owner = 0, unlock).
+// the entry (owner = 0, unlock). Releasing or reclaiming the highest entry
+// lowers the mark again, so a writer's scan stays proportional to the
+// processes attached now, not to the most ever attached.
 #ifndef SHMKIT_DETAIL_ATTACH_TABLE_HPP
 #define SHMKIT_DETAIL_ATTACH_TABLE_HPP
 
@@ -61,9 +64,14 @@ inline std::uint32_t token_generation(std::uint32_t token) noexcept
 }
 
 struct attach_table_header {
-    alignas(cache_line_size) std::atomic<std::uint32_t> high_water; ///< entries ever claimed (max index + 1)
-    std::atomic<std::uint32_t> attaches;                           ///< claims, ever
-    std::atomic<std::uint64_t> reclaimed;                          ///< entries of dead processes reclaimed
+    /// Low 32 bits: the high-water mark, 1 + the highest index of an entry
+    /// in use (claimed, or still holding reader counts). Writers scan reader
+    /// counts below it. High 32 bits: bumped by every claim, so that a
+    /// process lowering the mark after a release (a CAS on the whole word)
+    /// fails if anyone claimed an entry since it looked.
+    alignas(cache_line_size) std::atomic<std::uint64_t> water;
+    std::atomic<std::uint64_t> attaches;  ///< claims, ever
+    std::atomic<std::uint64_t> reclaimed; ///< entries of dead processes reclaimed
 };
 
 struct alignas(cache_line_size) attach_entry {
@@ -110,7 +118,10 @@ public:
     attach_entry& entry(std::uint32_t i) const noexcept { return entries_[i]; }
     /// Seq_cst: pairs with the seq_cst raise in attach(), so a writer that
     /// scans reader slots after its CAS never misses a newly claimed entry.
-    std::uint32_t high_water() const noexcept { return header_->high_water.load(std::memory_order_seq_cst); }
+    std::uint32_t high_water() const noexcept
+    {
+        return static_cast<std::uint32_t>(header_->water.load(std::memory_order_seq_cst));
+    }
     std::uint32_t capacity() const noexcept { return capacity_; }
 
     /// Whether the process that owned `token` still holds it. Slow: reads
@@ -139,6 +150,9 @@ private:
     bool try_take(std::uint32_t index, std::uint64_t seen_owner) noexcept;
     void untake(std::uint32_t index) noexcept;
     void wipe(std::uint32_t index) noexcept;
+    bool in_use(std::uint32_t index) const noexcept;
+    void raise_water(std::uint32_t index) noexcept;
+    void lower_water() noexcept;
 
     attach_table_header* header_;
     attach_entry* entries_;

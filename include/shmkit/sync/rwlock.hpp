@@ -203,9 +203,13 @@ private:
 
     bool no_readers() const noexcept
     {
+        // Locals: each seq_cst load is a compiler barrier, which would
+        // otherwise make every iteration reload the table pointer and index.
         const std::uint32_t hw = att_->high_water();
+        const shmkit::detail::attach_entry* const entries = &att_->entry(0);
+        const std::uint32_t k = index_;
         for (std::uint32_t i = 0; i < hw; ++i)
-            if (att_->entry(i).readers[index_].load(std::memory_order_seq_cst) != 0) return false;
+            if (entries[i].readers[k].load(std::memory_order_seq_cst) != 0) return false;
         return true;
     }
 
