@@ -228,3 +228,37 @@ BOOST_AUTO_TEST_CASE(processes_in_another_pid_namespace)
     BOOST_TEST(outer.wait() == 0); // outer reaped the inner process
     BOOST_TEST(!find(a.attached(), 1)->alive);
 }
+
+BOOST_AUTO_TEST_CASE(high_water_mark_follows_the_entries_in_use)
+{
+    // Writers scan reader counts below the mark: it must come down again
+    // when processes detach or are reclaimed, or every exclusive lock would
+    // pay for the most processes ever attached.
+    test::scratch_dir dir;
+    segment a = segment::file(shmkit::create_only, dir / "s", layout());
+    BOOST_TEST(a.attachment().high_water() == 1u);
+    {
+        std::vector<segment> more;
+        for (int i = 0; i < 5; ++i) more.push_back(segment::file(shmkit::open_only, dir / "s"));
+        BOOST_TEST(a.attachment().high_water() == 6u);
+        more.erase(more.begin()); // a hole: the mark stays
+        BOOST_TEST(a.attachment().high_water() == 6u);
+    }
+    BOOST_TEST(a.attachment().high_water() == 1u);
+
+    test::pipe_pair attached, never;
+    test::child c([&] {
+        std::vector<segment> mine;
+        for (int i = 0; i < 3; ++i) mine.push_back(segment::file(shmkit::open_only, dir / "s"));
+        attached.send();
+        never.receive();
+        return 0;
+    });
+    BOOST_REQUIRE_EQUAL(attached.receive(), 'x');
+    BOOST_TEST(a.attachment().high_water() == 4u);
+    c.kill();
+    c.wait();
+    BOOST_TEST(a.attachment().high_water() == 4u); // dead, not yet reclaimed
+    BOOST_TEST(a.reclaim_dead() == 3u);
+    BOOST_TEST(a.attachment().high_water() == 1u);
+}

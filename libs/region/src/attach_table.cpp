@@ -3,6 +3,8 @@
 #include <shmkit/detail/attach_table.hpp>
 #include <shmkit/error.hpp>
 
+#include <algorithm>
+
 #include <fcntl.h>
 
 namespace shmkit {
@@ -102,6 +104,44 @@ void attachment::wipe(std::uint32_t i) noexcept
     e.generation.fetch_add(1, std::memory_order_acq_rel);
 }
 
+bool attachment::in_use(std::uint32_t i) const noexcept
+{
+    const attach_entry& e = entries_[i];
+    if (e.owner.load(std::memory_order_seq_cst) != 0) return true;
+    for (const auto& r : e.readers)
+        if (r.load(std::memory_order_seq_cst) != 0) return true;
+    return false;
+}
+
+// Always an RMW, even when the mark is high enough already: the version
+// bump makes a concurrent lower_water() that has not seen our owner store
+// fail its CAS and look again.
+void attachment::raise_water(std::uint32_t i) noexcept
+{
+    std::uint64_t w = header_->water.load(std::memory_order_relaxed);
+    for (;;) {
+        const std::uint32_t hw = std::max(static_cast<std::uint32_t>(w), i + 1);
+        const std::uint64_t next = ((w >> 32) + 1) << 32 | hw;
+        if (header_->water.compare_exchange_weak(w, next, std::memory_order_seq_cst)) return;
+    }
+}
+
+// Lowers the mark to 1 + the highest entry in use. The CAS succeeds only if
+// no claim happened since we read the word; a claim that happened before it
+// is visible to our scan (its owner store precedes its seq_cst raise).
+void attachment::lower_water() noexcept
+{
+    std::uint64_t w = header_->water.load(std::memory_order_seq_cst);
+    for (;;) {
+        std::uint32_t hw = static_cast<std::uint32_t>(w);
+        const std::uint32_t old = hw;
+        while (hw > 0 && !in_use(hw - 1)) --hw;
+        if (hw == old) return;
+        if (header_->water.compare_exchange_strong(w, (w & ~0xffffffffull) | hw, std::memory_order_seq_cst))
+            return;
+    }
+}
+
 void attachment::attach()
 {
     const process_identity& id = current_identity();
@@ -115,10 +155,7 @@ void attachment::attach()
         e.owner.store(owner_word(id), std::memory_order_release);
         if (seen != 0) header_->reclaimed.fetch_add(1, std::memory_order_relaxed);
         header_->attaches.fetch_add(1, std::memory_order_relaxed);
-        std::uint32_t hw = header_->high_water.load(std::memory_order_relaxed);
-        while (hw < i + 1 &&
-               !header_->high_water.compare_exchange_weak(hw, i + 1, std::memory_order_seq_cst)) {
-        }
+        raise_water(i);
         token_.store(make_token(i, e.generation.load(std::memory_order_relaxed)), std::memory_order_relaxed);
         fork_generation_.store(fork_generation(), std::memory_order_release);
         return;
@@ -142,6 +179,7 @@ void attachment::release() noexcept
     const std::uint32_t i = index();
     entries_[i].owner.store(0, std::memory_order_release);
     untake(i);
+    lower_water();
 }
 
 bool attachment::entry_alive(std::uint32_t i) const noexcept
@@ -177,6 +215,7 @@ bool attachment::reclaim_if_dead(std::uint32_t i) noexcept
     e.owner.store(0, std::memory_order_release);
     untake(i);
     header_->reclaimed.fetch_add(1, std::memory_order_relaxed);
+    lower_water();
     return true;
 }
 

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstring>
 #include <stdexcept>
+#include <utility>
 
 namespace shmkit {
 namespace {
@@ -86,6 +87,17 @@ segment::segment(shmkit::region r, const segment_expectation& expect) : region_(
     header_ = &detail::validate_header(region_.data(), region_.size(), expect, region_.name());
     att_ = std::make_unique<detail::attachment>(at(header_->attach_offset), header_->attach_capacity,
                                                 region_.fd(), region_.name());
+}
+
+segment& segment::operator=(segment&& o) noexcept
+{
+    if (this != &o) {
+        att_.reset(); // touches our mapping: before region_ is replaced
+        region_ = std::move(o.region_);
+        header_ = std::exchange(o.header_, nullptr);
+        att_ = std::move(o.att_);
+    }
+    return *this;
 }
 
 segment segment::file(create_only_t, const std::string& path, const segment_layout& layout,
