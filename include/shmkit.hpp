@@ -4,8 +4,10 @@
 
 #include <shmkit/config.hpp>
 #include <shmkit/error.hpp>
+#include <shmkit/buffer.hpp>
 #include <shmkit/region.hpp>
 #include <shmkit/segment.hpp>
+#include <shmkit/str_buffer.hpp>
 #include <shmkit/sync/futex.hpp>
 #include <shmkit/sync/mutex.hpp>
 #include <shmkit/sync/notifier.hpp>

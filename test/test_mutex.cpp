@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <thread>
 
 using namespace std::chrono_literals;
 using shmkit::segment;
@@ -58,7 +59,7 @@ BOOST_AUTO_TEST_CASE(misuse_is_an_error_not_a_deadlock)
     BOOST_CHECK_THROW(a.unlock(), std::system_error);
 }
 
-BOOST_AUTO_TEST_CASE(standard_adaptors_and_release_on_destruction)
+BOOST_AUTO_TEST_CASE(standard_adaptors_and_threads)
 {
     auto a = seg.mutex(0);
     auto b = seg.mutex(1);
@@ -71,11 +72,14 @@ BOOST_AUTO_TEST_CASE(standard_adaptors_and_release_on_destruction)
         std::unique_lock<shmkit::sync::mutex> u(a, 10ms);
         BOOST_TEST(u.owns_lock());
     }
-    {
-        auto c = seg.mutex(0);
-        c.lock();
-    }
-    BOOST_TEST(a.try_lock());
+    a.lock();
+    std::thread t([&] {
+        BOOST_TEST(!a.owns_lock()); // held by the main thread, not this one
+        BOOST_TEST(!a.try_lock());
+        BOOST_CHECK_THROW(a.unlock(), std::system_error);
+    });
+    t.join();
+    BOOST_TEST(a.owns_lock());
     a.unlock();
 }
 

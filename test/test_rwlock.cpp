@@ -9,6 +9,7 @@
 #include <mutex>
 #include <random>
 #include <shared_mutex>
+#include <thread>
 
 using namespace std::chrono_literals;
 using shmkit::segment;
@@ -52,10 +53,12 @@ BOOST_AUTO_TEST_CASE(exclusive_excludes_everyone)
 
 BOOST_AUTO_TEST_CASE(readers_share_and_exclude_writers)
 {
+    // Three lockers: three segment objects (one per process, in real use).
     auto a = seg.rwlock(0);
     segment other = open();
+    segment third = open();
     auto b = other.rwlock(0);
-    auto c = other.rwlock(0);
+    auto c = third.rwlock(0);
     a.lock_shared();
     BOOST_TEST(b.try_lock_shared());
     BOOST_TEST(!c.try_lock());
@@ -125,15 +128,29 @@ BOOST_AUTO_TEST_CASE(standard_adaptors)
     }
 }
 
-BOOST_AUTO_TEST_CASE(destroying_a_handle_releases_what_it_holds)
+BOOST_AUTO_TEST_CASE(holding_belongs_to_threads_not_handles)
 {
+    auto shared_handle = seg.rwlock(0);
+    shared_handle.lock();
     {
-        auto a = seg.rwlock(0);
-        a.lock();
-    }
-    auto b = seg.rwlock(0);
-    BOOST_TEST(b.try_lock());
-    b.unlock();
+        auto other = seg.rwlock(0); // the same lock of the same segment object
+        BOOST_TEST(other.holds_exclusive());
+        BOOST_CHECK_THROW(other.lock_shared(), std::system_error);
+    } // destroying a handle releases nothing
+    BOOST_TEST(shared_handle.holds_exclusive());
+    std::thread t([&] {
+        // Another thread, same handle: it does not hold the lock, it waits for it.
+        BOOST_TEST(!shared_handle.holds_exclusive());
+        BOOST_TEST(!shared_handle.try_lock());
+        BOOST_CHECK_THROW(shared_handle.unlock(), std::system_error);
+    });
+    t.join();
+    shared_handle.unlock();
+    std::thread u([&] {
+        BOOST_TEST(shared_handle.try_lock());
+        shared_handle.unlock();
+    });
+    u.join();
 }
 
 BOOST_AUTO_TEST_CASE(writer_preference)
@@ -156,7 +173,8 @@ BOOST_AUTO_TEST_CASE(writer_preference)
     // The writer announces itself by taking the writer word before draining;
     // wait for that (a shared-memory condition, not a sleep).
     while (seg.rwlock(0).state()->writer.load() == 0) ::sched_yield();
-    auto r2 = seg.rwlock(0);
+    segment another = open(); // another locker than r1
+    auto r2 = another.rwlock(0);
     BOOST_TEST(!r2.try_lock_shared());
     r1.unlock_shared();
     BOOST_TEST(done.receive() == 'x');

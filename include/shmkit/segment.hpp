@@ -42,6 +42,15 @@ struct segment_layout {
     segment_expectation expectation() const noexcept { return {kind, elem_type, elem_size, capacity}; }
 };
 
+/// Options common to the structures (buffer, pool, ...) when they create a segment.
+struct structure_options {
+    /// Permission bits of a created file or POSIX object (exactly; no umask).
+    mode_t mode = 0600;
+    /// How many handles (processes, or threads with their own handle) can be
+    /// attached at once. Each costs 64 bytes of the segment.
+    std::uint32_t attach_capacity = 128;
+};
+
 /// Initialises the payload of a segment being created (zero-filled before).
 using data_initializer = std::function<void(void* data, std::size_t size)>;
 

@@ -92,6 +92,8 @@ struct segment_expectation {
     element_type elem_type = element_type::none;
     std::uint32_t elem_size = 0;
     std::uint64_t capacity = 0;
+    /// How errors name elem_size ("element size", "string width", ...).
+    const char* elem_size_name = "element size";
 };
 
 /// Checks every header field of a mapping of `mapped_size` bytes against the

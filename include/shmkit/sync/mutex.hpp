@@ -4,6 +4,7 @@
 #define SHMKIT_SYNC_MUTEX_HPP
 
 #include <shmkit/detail/attach_table.hpp>
+#include <shmkit/sync/detail/held_locks.hpp>
 #include <shmkit/sync/detail/token_word.hpp>
 #include <shmkit/sync/lock_state.hpp>
 
@@ -33,19 +34,23 @@ enum class acquire_status {
 /// to do with the data the dead owner may have left half-updated.
 /// (Boost.Interprocess's interprocess_mutex stays locked forever instead.)
 ///
-/// Thread safety: one thread per handle at a time; locking again through
-/// the handle that holds it throws std::system_error
-/// (resource_deadlock_would_occur).
+/// Thread safety: a handle may be shared by threads; holding is recorded
+/// per thread (detail/held_locks.hpp). Locking again a mutex the calling
+/// thread holds throws std::system_error (resource_deadlock_would_occur).
 class mutex {
 public:
     mutex() noexcept = default;
-    mutex(mutex_state& state, shmkit::detail::attachment& att) noexcept : s_(&state), att_(&att) {}
-    mutex(mutex&& o) noexcept : s_(o.s_), att_(o.att_), held_(std::exchange(o.held_, false)), died_(o.died_) {}
-    mutex& operator=(mutex&& o) noexcept;
+    /// `index` distinguishes the mutexes of one segment (segment::mutex(i)).
+    mutex(mutex_state& state, shmkit::detail::attachment& att, std::uint32_t index) noexcept
+        : s_(&state), att_(&att), index_(index)
+    {
+    }
+    mutex(mutex&&) noexcept = default;
+    mutex& operator=(mutex&&) noexcept = default;
     mutex(const mutex&) = delete;
     mutex& operator=(const mutex&) = delete;
-    /// Releases the mutex if this handle still holds it.
-    ~mutex();
+    /// Releases nothing: holding belongs to threads (use std::unique_lock).
+    ~mutex() = default;
 
     /// Blocks until acquired; reports whether the previous owner had died.
     acquire_status acquire() { return acquire_until(nullptr); }
@@ -72,27 +77,37 @@ public:
     /// Throws std::system_error (operation_not_permitted) if not held here.
     void unlock()
     {
-        if (SHMKIT_UNLIKELY(!held_)) throw_not_held();
-        held_ = false;
+        detail::held_lock* h = detail::find_held(key());
+        if (SHMKIT_UNLIKELY(!h)) throw_not_held();
+        detail::forget_held(h);
         detail::release_token_word(s_->owner, s_->waiters);
     }
 
-    /// True if the current (or last) acquisition took over from a dead owner.
-    bool owner_died() const noexcept { return died_; }
-    bool owns_lock() const noexcept { return held_; }
+    /// True while the calling thread holds the mutex, if it took it over
+    /// from a dead owner.
+    bool owner_died() const noexcept
+    {
+        const detail::held_lock* h = detail::find_held(key());
+        return h && h->recovered;
+    }
+    /// Whether the calling thread holds the mutex.
+    bool owns_lock() const noexcept { return detail::find_held(key()) != nullptr; }
     std::uint64_t recoveries() const noexcept { return s_->recoveries.load(std::memory_order_relaxed); }
     /// The shared state, for stats and tools.
     const mutex_state* state() const noexcept { return s_; }
 
 private:
+    /// Identifies this mutex for this segment object (rwlocks use offsets
+    /// 0-7, mutexes 8 and up; see held_locks.hpp).
+    const void* key() const noexcept { return reinterpret_cast<const char*>(att_) + 8 + index_; }
     acquire_status acquire_until(const deadline_clock::time_point* deadline);
+    acquire_status note_held(acquire_status st);
     [[noreturn]] static void throw_already_held();
     [[noreturn]] static void throw_not_held();
 
     mutex_state* s_ = nullptr;
     shmkit::detail::attachment* att_ = nullptr;
-    bool held_ = false;
-    bool died_ = false;
+    std::uint32_t index_ = 0;
 };
 
 } // namespace sync

@@ -4,6 +4,7 @@
 #define SHMKIT_SYNC_RWLOCK_HPP
 
 #include <shmkit/detail/attach_table.hpp>
+#include <shmkit/sync/detail/held_locks.hpp>
 #include <shmkit/sync/detail/token_word.hpp>
 #include <shmkit/sync/futex.hpp>
 #include <shmkit/sync/lock_state.hpp>
@@ -37,11 +38,14 @@ namespace sync {
 /// lock_shared()+unlock_shared() is two RMWs on a cache line private to the
 /// calling process and two loads of a line shared read-only.
 ///
-/// Thread safety: a handle is used by one thread at a time (it remembers what
-/// it holds); threads of one process each take their own handle from the
-/// segment, which is cheap. Locking again through a handle that already
-/// holds the lock throws std::system_error (resource_deadlock_would_occur)
-/// instead of deadlocking.
+/// Thread safety: a handle may be shared by the threads of a process. What
+/// a thread holds is recorded per thread (detail/held_locks.hpp): a thread
+/// that locks again a lock it holds (through any handle of the same segment
+/// object) gets std::system_error (resource_deadlock_would_occur) instead of
+/// a deadlock, and unlocking a lock the thread does not hold throws
+/// std::system_error (operation_not_permitted). Threads of one process that
+/// share a segment object also share its attach entry: to the other
+/// processes they are one process.
 class rwlock {
 public:
     rwlock() noexcept = default;
@@ -49,12 +53,13 @@ public:
         : s_(&state), att_(&att), index_(index)
     {
     }
-    rwlock(rwlock&& o) noexcept;
-    rwlock& operator=(rwlock&& o) noexcept;
+    rwlock(rwlock&& o) noexcept = default;
+    rwlock& operator=(rwlock&& o) noexcept = default;
     rwlock(const rwlock&) = delete;
     rwlock& operator=(const rwlock&) = delete;
-    /// Releases whatever the handle still holds.
-    ~rwlock();
+    /// Does not release anything: holding belongs to threads, not handles
+    /// (use std::unique_lock / std::shared_lock for scoped holding).
+    ~rwlock() = default;
 
     /// Exclusive lock. Blocks; recovers a dead holder. Throws
     /// std::system_error if this handle already holds the lock.
@@ -66,7 +71,7 @@ public:
         if (SHMKIT_LIKELY(s_->writer.compare_exchange_strong(expected, me, std::memory_order_seq_cst,
                                                               std::memory_order_relaxed)) &&
             SHMKIT_LIKELY(no_readers())) {
-            held_ = held::exclusive;
+            note_held(detail::hold_mode::exclusive, false);
             return;
         }
         lock_slow(expected == 0, nullptr);
@@ -92,8 +97,9 @@ public:
     /// (operation_not_permitted) if this handle does not hold it.
     void unlock()
     {
-        if (SHMKIT_UNLIKELY(held_ != held::exclusive)) throw_not_held();
-        held_ = held::none;
+        detail::held_lock* h = detail::find_held(key());
+        if (SHMKIT_UNLIKELY(!h || h->mode != detail::hold_mode::exclusive)) throw_not_held();
+        detail::forget_held(h);
         detail::release_token_word(s_->writer, s_->waiters);
     }
 
@@ -102,7 +108,7 @@ public:
     {
         prepare_acquire();
         if (SHMKIT_LIKELY(enter_reader())) {
-            held_ = held::shared;
+            note_held(detail::hold_mode::shared, false);
             return;
         }
         lock_shared_slow(nullptr);
@@ -122,7 +128,7 @@ public:
         prepare_acquire();
         const auto dl = to_deadline(tp);
         if (enter_reader()) {
-            held_ = held::shared;
+            note_held(detail::hold_mode::shared, false);
             return true;
         }
         return lock_shared_slow(&dl);
@@ -131,23 +137,37 @@ public:
     /// Releases a shared lock. Throws std::system_error if not held.
     void unlock_shared()
     {
-        if (SHMKIT_UNLIKELY(held_ != held::shared)) throw_not_held();
-        held_ = held::none;
+        detail::held_lock* h = detail::find_held(key());
+        if (SHMKIT_UNLIKELY(!h || h->mode != detail::hold_mode::shared)) throw_not_held();
+        detail::forget_held(h);
         leave_reader();
     }
 
-    /// True if the most recent acquisition through this handle took the lock
-    /// over from a dead writer or released dead readers.
-    bool recovered() const noexcept { return recovered_; }
-    bool holds_exclusive() const noexcept { return held_ == held::exclusive; }
-    bool holds_shared() const noexcept { return held_ == held::shared; }
+    /// True while the calling thread holds the lock, if its acquisition took
+    /// the lock over from a dead writer or released dead readers: the
+    /// protected data may be half-updated.
+    bool recovered() const noexcept
+    {
+        const detail::held_lock* h = detail::find_held(key());
+        return h && h->recovered;
+    }
+    /// Whether the calling thread holds the lock exclusively / shared.
+    bool holds_exclusive() const noexcept
+    {
+        const detail::held_lock* h = detail::find_held(key());
+        return h && h->mode == detail::hold_mode::exclusive;
+    }
+    bool holds_shared() const noexcept
+    {
+        const detail::held_lock* h = detail::find_held(key());
+        return h && h->mode == detail::hold_mode::shared;
+    }
     /// Dead writers recovered and dead readers released, by any process.
     std::uint64_t recoveries() const noexcept;
     /// The shared state, for stats and tools.
     const rwlock_state* state() const noexcept { return s_; }
 
 private:
-    enum class held : std::uint8_t { none, shared, exclusive };
 
     template <class Clock, class Duration>
     static deadline_clock::time_point to_deadline(const std::chrono::time_point<Clock, Duration>& tp)
@@ -159,10 +179,22 @@ private:
                    std::chrono::duration_cast<deadline_clock::duration>(tp - Clock::now());
     }
 
-    void prepare_acquire()
+    /// Identifies this lock for this segment object (see held_locks.hpp).
+    const void* key() const noexcept { return reinterpret_cast<const char*>(att_) + index_; }
+
+    void prepare_acquire() const
     {
-        if (SHMKIT_UNLIKELY(held_ != held::none)) throw_already_held();
-        recovered_ = false;
+        if (SHMKIT_UNLIKELY(detail::find_held(key()) != nullptr)) throw_already_held();
+    }
+
+    /// Records the acquisition for this thread; if it cannot (16 locks held
+    /// already), releases the lock again and throws.
+    void note_held(detail::hold_mode mode, bool recovered)
+    {
+        if (SHMKIT_LIKELY(detail::try_note_held(key(), mode, recovered))) return;
+        if (mode == detail::hold_mode::exclusive) detail::release_token_word(s_->writer, s_->waiters);
+        else leave_reader();
+        detail::throw_too_many_held();
     }
 
     std::atomic<std::uint32_t>& my_reader_slot() noexcept
@@ -215,15 +247,13 @@ private:
 
     bool lock_slow(bool have_writer_word, const deadline_clock::time_point* deadline);
     bool lock_shared_slow(const deadline_clock::time_point* deadline);
-    bool drain_readers(const deadline_clock::time_point* deadline);
+    bool drain_readers(const deadline_clock::time_point* deadline, bool& recovered);
     [[noreturn]] static void throw_already_held();
     [[noreturn]] static void throw_not_held();
 
     rwlock_state* s_ = nullptr;
     shmkit::detail::attachment* att_ = nullptr;
     std::uint32_t index_ = 0;
-    held held_ = held::none;
-    bool recovered_ = false;
 };
 
 } // namespace sync

@@ -2,6 +2,7 @@
 // crash-window notes in attach_table.hpp).
 #include <shmkit/detail/attach_table.hpp>
 #include <shmkit/error.hpp>
+#include <shmkit/sync/detail/held_locks.hpp>
 
 #include <algorithm>
 
@@ -57,7 +58,23 @@ attachment::attachment(void* table, std::uint32_t capacity, int fd, std::string 
     attach();
 }
 
-attachment::~attachment() { release(); }
+// Lock keys are addresses inside the attachment object (held_locks.hpp).
+static_assert(sizeof(attachment) > 8 + max_mutexes, "lock keys must stay inside the attachment");
+
+attachment::~attachment()
+{
+    // Locks this thread still holds through this attachment are released
+    // the hard way (their token dies with the entry, and the next waiter
+    // recovers them); forget them here so a later attachment at the same
+    // address is not mistaken for this one.
+    sync::detail::held_set& held = sync::detail::held_by_this_thread;
+    const char* self = reinterpret_cast<const char*>(this);
+    for (int i = held.count - 1; i >= 0; --i) {
+        const char* key = static_cast<const char*>(held.locks[i].key);
+        if (key >= self && key < self + sizeof(attachment)) sync::detail::forget_held(&held.locks[i]);
+    }
+    release();
+}
 
 bool attachment::try_take(std::uint32_t i, std::uint64_t seen_owner) noexcept
 {

@@ -104,7 +104,8 @@ void check_expectation(const segment_header& h, const segment_expectation& x, co
                  to_string(x.elem_type));
     if (x.elem_size != 0 && h.elem_size != x.elem_size)
         fail(errc::type_mismatch, where,
-             "segment element size is " + num(h.elem_size) + ", expected " + num(x.elem_size));
+             std::string("segment ") + x.elem_size_name + " is " + num(h.elem_size) + ", expected " +
+                 num(x.elem_size));
     if (x.capacity != 0 && h.capacity != x.capacity)
         fail(errc::capacity_mismatch, where,
              "segment capacity is " + num(h.capacity) + ", requested " + num(x.capacity));

@@ -1,5 +1,6 @@
 // Process identity, liveness probes, and what a forked child must redo.
 #include <shmkit/detail/identity.hpp>
+#include <shmkit/sync/detail/held_locks.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -62,6 +63,9 @@ void atfork_child()
         ::close(fresh);
     }
     fork_generation_counter.fetch_add(1, std::memory_order_relaxed);
+    // Locks the forking thread held belong to the parent (their words name
+    // the parent's token); the child holds none of them.
+    sync::detail::held_by_this_thread.count = 0;
     registry_mutex.unlock();
 }
 

@@ -180,7 +180,7 @@ sync::mutex segment::mutex(std::uint32_t i) const
     if (i >= header_->n_mutexes)
         throw std::out_of_range("shmkit: " + name() + ": mutex " + std::to_string(i) + " of " +
                                 std::to_string(header_->n_mutexes));
-    return sync::mutex(mutex_state(i), *att_);
+    return sync::mutex(mutex_state(i), *att_, i);
 }
 
 segment_stats segment::stats() const

@@ -6,23 +6,6 @@
 namespace shmkit {
 namespace sync {
 
-mutex& mutex::operator=(mutex&& o) noexcept
-{
-    if (this != &o) {
-        if (held_) unlock();
-        s_ = o.s_;
-        att_ = o.att_;
-        held_ = std::exchange(o.held_, false);
-        died_ = o.died_;
-    }
-    return *this;
-}
-
-mutex::~mutex()
-{
-    if (held_) unlock();
-}
-
 void mutex::throw_already_held()
 {
     throw std::system_error(std::make_error_code(std::errc::resource_deadlock_would_occur),
@@ -35,40 +18,39 @@ void mutex::throw_not_held()
                             "shmkit::sync::mutex: this handle does not hold the mutex");
 }
 
+acquire_status mutex::note_held(acquire_status st)
+{
+    if (SHMKIT_LIKELY(detail::try_note_held(key(), detail::hold_mode::exclusive, st == acquire_status::owner_died)))
+        return st;
+    detail::release_token_word(s_->owner, s_->waiters);
+    detail::throw_too_many_held();
+}
+
 acquire_status mutex::acquire_until(const deadline_clock::time_point* deadline)
 {
-    if (held_) throw_already_held();
+    if (detail::find_held(key())) throw_already_held();
     const std::uint32_t me = att_->token();
     std::uint32_t expected = 0;
     if (SHMKIT_LIKELY(s_->owner.compare_exchange_strong(expected, me, std::memory_order_acquire,
-                                                        std::memory_order_relaxed))) {
-        held_ = true;
-        died_ = false;
-        return acquire_status::acquired;
-    }
+                                                        std::memory_order_relaxed)))
+        return note_held(acquire_status::acquired);
     const detail::token_word_ref ref{s_->owner, s_->waiters, s_->recoveries};
     switch (detail::acquire_token_word(ref, *att_, me, deadline)) {
     case detail::word_outcome::timed_out: return acquire_status::timed_out;
-    case detail::word_outcome::recovered:
-        held_ = true;
-        died_ = true;
-        return acquire_status::owner_died;
+    case detail::word_outcome::recovered: return note_held(acquire_status::owner_died);
     case detail::word_outcome::acquired: break;
     }
-    held_ = true;
-    died_ = false;
-    return acquire_status::acquired;
+    return note_held(acquire_status::acquired);
 }
 
 bool mutex::try_lock()
 {
-    if (held_) throw_already_held();
+    if (detail::find_held(key())) throw_already_held();
     std::uint32_t expected = 0;
     if (!s_->owner.compare_exchange_strong(expected, att_->token(), std::memory_order_acquire,
                                            std::memory_order_relaxed))
         return false;
-    held_ = true;
-    died_ = false;
+    note_held(acquire_status::acquired);
     return true;
 }
 

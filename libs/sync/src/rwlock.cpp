@@ -2,7 +2,6 @@
 #include <shmkit/sync/rwlock.hpp>
 
 #include <algorithm>
-#include <new>
 
 namespace shmkit {
 namespace sync {
@@ -20,27 +19,6 @@ deadline_clock::time_point next_poll(const deadline_clock::time_point* deadline)
 }
 
 } // namespace
-
-rwlock::rwlock(rwlock&& o) noexcept
-    : s_(o.s_), att_(o.att_), index_(o.index_), held_(std::exchange(o.held_, held::none)),
-      recovered_(o.recovered_)
-{
-}
-
-rwlock& rwlock::operator=(rwlock&& o) noexcept
-{
-    if (this != &o) {
-        this->~rwlock();
-        new (this) rwlock(std::move(o));
-    }
-    return *this;
-}
-
-rwlock::~rwlock()
-{
-    if (held_ == held::exclusive) unlock();
-    else if (held_ == held::shared) unlock_shared();
-}
 
 void rwlock::throw_already_held()
 {
@@ -70,7 +48,7 @@ bool rwlock::try_lock()
         detail::release_token_word(s_->writer, s_->waiters);
         return false;
     }
-    held_ = held::exclusive;
+    note_held(detail::hold_mode::exclusive, false);
     return true;
 }
 
@@ -78,7 +56,7 @@ bool rwlock::try_lock_shared()
 {
     prepare_acquire();
     if (!enter_reader()) return false;
-    held_ = held::shared;
+    note_held(detail::hold_mode::shared, false);
     return true;
 }
 
@@ -87,17 +65,18 @@ bool rwlock::try_lock_shared()
 // word with a dead token: the next waiter recovers it as in phase 1.
 bool rwlock::lock_slow(bool have_writer_word, const deadline_clock::time_point* deadline)
 {
+    bool recovered = false;
     if (!have_writer_word) {
         const detail::token_word_ref ref{s_->writer, s_->waiters, s_->recoveries};
         const auto r = detail::acquire_token_word(ref, *att_, att_->token(), deadline);
         if (r == detail::word_outcome::timed_out) return false;
-        if (r == detail::word_outcome::recovered) recovered_ = true;
+        recovered = r == detail::word_outcome::recovered;
     }
-    if (!drain_readers(deadline)) {
+    if (!drain_readers(deadline, recovered)) {
         detail::release_token_word(s_->writer, s_->waiters);
         return false;
     }
-    held_ = held::exclusive;
+    note_held(detail::hold_mode::exclusive, recovered);
     return true;
 }
 
@@ -105,7 +84,7 @@ bool rwlock::lock_slow(bool have_writer_word, const deadline_clock::time_point* 
 // now see the writer word and back off, so counts only fall, except the
 // count of a dead reader: after a poll interval without progress its entry
 // is checked and, if its process is gone, reclaimed (which zeroes it).
-bool rwlock::drain_readers(const deadline_clock::time_point* deadline)
+bool rwlock::drain_readers(const deadline_clock::time_point* deadline, bool& recovered)
 {
     const std::uint32_t hw = att_->high_water();
     for (std::uint32_t i = 0; i < hw; ++i) {
@@ -128,7 +107,7 @@ bool rwlock::drain_readers(const deadline_clock::time_point* deadline)
             s_->drain_waiters.fetch_sub(1, std::memory_order_relaxed);
             if (r == wait_result::timed_out && att_->reclaim_if_dead(i)) {
                 s_->reader_recoveries.fetch_add(1, std::memory_order_relaxed);
-                recovered_ = true;
+                recovered = true;
             }
         }
     }
@@ -138,12 +117,13 @@ bool rwlock::drain_readers(const deadline_clock::time_point* deadline)
 bool rwlock::lock_shared_slow(const deadline_clock::time_point* deadline)
 {
     const detail::token_word_ref ref{s_->writer, s_->waiters, s_->recoveries};
+    bool recovered = false;
     for (;;) {
         const auto r = detail::acquire_token_word(ref, *att_, 0, deadline);
         if (r == detail::word_outcome::timed_out) return false;
-        if (r == detail::word_outcome::recovered) recovered_ = true;
+        recovered |= r == detail::word_outcome::recovered;
         if (enter_reader()) {
-            held_ = held::shared;
+            note_held(detail::hold_mode::shared, recovered);
             return true;
         }
     }

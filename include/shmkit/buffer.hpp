@@ -1,0 +1,300 @@
+// shmkit/buffer.hpp: a typed, fixed-capacity array in shared memory.
+#ifndef SHMKIT_BUFFER_HPP
+#define SHMKIT_BUFFER_HPP
+
+#include <shmkit/detail/buffer_base.hpp>
+
+#include <boost/core/span.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+namespace shmkit {
+
+namespace detail {
+
+/// Element types a buffer can hold, their type id and the unsigned integer
+/// through which they are accessed atomically.
+template <class T> struct buffer_element { static constexpr bool supported = false; };
+#define SHMKIT_BUFFER_ELEMENT(T, ID, U)                                                                            \
+    template <> struct buffer_element<T> {                                                                         \
+        static constexpr bool supported = true;                                                                    \
+        static constexpr element_type id = element_type::ID;                                                       \
+        using storage = U;                                                                                         \
+    };
+SHMKIT_BUFFER_ELEMENT(std::int8_t, i8, std::uint8_t)
+SHMKIT_BUFFER_ELEMENT(std::uint8_t, u8, std::uint8_t)
+SHMKIT_BUFFER_ELEMENT(std::int16_t, i16, std::uint16_t)
+SHMKIT_BUFFER_ELEMENT(std::uint16_t, u16, std::uint16_t)
+SHMKIT_BUFFER_ELEMENT(std::int32_t, i32, std::uint32_t)
+SHMKIT_BUFFER_ELEMENT(std::uint32_t, u32, std::uint32_t)
+SHMKIT_BUFFER_ELEMENT(std::int64_t, i64, std::uint64_t)
+SHMKIT_BUFFER_ELEMENT(std::uint64_t, u64, std::uint64_t)
+SHMKIT_BUFFER_ELEMENT(float, f32, std::uint32_t)
+SHMKIT_BUFFER_ELEMENT(double, f64, std::uint64_t)
+#undef SHMKIT_BUFFER_ELEMENT
+
+} // namespace detail
+
+/// A fixed-capacity array of `T` in shared memory that many processes read
+/// and write at once: the C++ counterpart of Data::Buffer::Shared.
+///
+/// `T` is one of int8_t, uint8_t, int16_t, uint16_t, int32_t, uint32_t,
+/// int64_t, uint64_t, float, double.
+///
+/// Element operations (get, set, incr, add, cas, ...) are lock-free atomics
+/// (floats through integers of the same width): safe from any number of
+/// threads and processes, they never block, and a process killed in one
+/// leaves the element either changed or not. get() has acquire, set()
+/// release and the read-modify-writes acq_rel ordering. They do not take the
+/// buffer's lock: holding lock() excludes other *bulk* operations and other
+/// lockers, not element operations.
+///
+/// Bulk operations (slice, set_slice, fill, clear, get_raw, set_raw) are
+/// consistent with each other: a bulk write runs under the write lock inside
+/// a seqlock, and slice() copies until it saw no bulk write overlap it, so
+/// it never returns a half-applied set_slice or fill. Against concurrent
+/// *element* writes, slice() guarantees only that each element it returns
+/// is a value that element held (no torn element); the snapshot as a whole
+/// may mix element values from before and after such writes.
+///
+/// Crash safety: see detail/buffer_base.hpp. A holder of the lock (shared or
+/// exclusive) killed at any point is recovered by the next process that
+/// needs the lock, within about 10 ms; a bulk write interrupted by a death
+/// stays partially applied, and readers go on (stats().bulk_recoveries).
+///
+/// Handles: move-only. Element operations may be called from several
+/// threads through one handle; locking and the bulk operations track what
+/// *this handle* holds, so a thread that locks uses its own handle.
+template <class T>
+class buffer : public detail::buffer_base {
+    static_assert(detail::buffer_element<T>::supported,
+                  "shmkit::buffer<T>: T must be one of int8_t, uint8_t, int16_t, uint16_t, int32_t, uint32_t, "
+                  "int64_t, uint64_t, float, double (use str_buffer for strings)");
+    using storage = typename detail::buffer_element<T>::storage;
+    using atomic_storage = std::atomic<storage>;
+    static_assert(sizeof(atomic_storage) == sizeof(T) && atomic_storage::is_always_lock_free,
+                  "element atomics must be lock-free and as large as the element");
+
+public:
+    using value_type = T;
+    static constexpr element_type type = detail::buffer_element<T>::id;
+
+    /// Creates a file-backed buffer of `capacity` elements, all zero; fails
+    /// (EEXIST) if `path` exists. Throws std::invalid_argument if capacity is
+    /// 0 or too large, shmkit::error for the file system.
+    buffer(create_only_t, const std::string& path, std::size_t capacity, const structure_options& opt = {})
+        : buffer_base(open(create_only, path, capacity, spec(), opt), spec())
+    {
+    }
+    /// Opens `path` if it exists (refusing another element type or another
+    /// capacity, with an error naming both), or creates it.
+    buffer(open_or_create_t, const std::string& path, std::size_t capacity, const structure_options& opt = {})
+        : buffer_base(open(open_or_create, path, capacity, spec(), opt), spec())
+    {
+    }
+    /// Opens an existing buffer; the capacity comes from its header.
+    buffer(open_only_t, const std::string& path) : buffer_base(open(open_only, path, spec()), spec()) {}
+
+    /// A buffer in anonymous shared memory, shared with children forked later.
+    static buffer anonymous(std::size_t capacity, const structure_options& opt = {})
+    {
+        return buffer(open_anonymous(capacity, spec(), opt));
+    }
+    /// A buffer in a sealed memfd labelled `name`; share it by passing fd().
+    static buffer memfd(const std::string& name, std::size_t capacity, const structure_options& opt = {})
+    {
+        return buffer(open_memfd(name, capacity, spec(), opt));
+    }
+    /// Opens the buffer behind an fd received from another process (the
+    /// caller keeps its fd).
+    static buffer from_fd(int fd) { return buffer(open_fd(fd, spec())); }
+
+    buffer(buffer&&) noexcept = default;
+
+    // ---- Elements: lock-free, O(1), throw std::out_of_range for a bad index.
+
+    T get(std::size_t i) const
+    {
+        check_index(i);
+        return from(at(i).load(std::memory_order_acquire));
+    }
+    void set(std::size_t i, T v)
+    {
+        check_index(i);
+        at(i).store(to(v), std::memory_order_release);
+    }
+    /// Replaces element i by `v`; returns the old value.
+    T xchg(std::size_t i, T v)
+    {
+        check_index(i);
+        return from(at(i).exchange(to(v), std::memory_order_acq_rel));
+    }
+    /// Sets element i to `desired` if it equals `expected` (bitwise, also for
+    /// floats: -0.0 and 0.0 differ, a NaN equals the same NaN); true if it did.
+    bool cas(std::size_t i, T expected, T desired)
+    {
+        check_index(i);
+        storage e = to(expected);
+        return at(i).compare_exchange_strong(e, to(desired), std::memory_order_acq_rel, std::memory_order_acquire);
+    }
+    /// As cas(), but returns the value found (== expected when it succeeded).
+    T cmpxchg(std::size_t i, T expected, T desired)
+    {
+        check_index(i);
+        storage e = to(expected);
+        at(i).compare_exchange_strong(e, to(desired), std::memory_order_acq_rel, std::memory_order_acquire);
+        return from(e);
+    }
+
+    // Integer elements only. Arithmetic wraps around (two's complement).
+
+    /// Adds `d`; returns the new value.
+    template <class U = T, class = std::enable_if_t<std::is_integral_v<U>>>
+    T add(std::size_t i, T d)
+    {
+        check_index(i);
+        return static_cast<T>(at(i).fetch_add(to(d), std::memory_order_acq_rel) + to(d));
+    }
+    template <class U = T, class = std::enable_if_t<std::is_integral_v<U>>>
+    T incr(std::size_t i)
+    {
+        return add(i, T(1));
+    }
+    template <class U = T, class = std::enable_if_t<std::is_integral_v<U>>>
+    T decr(std::size_t i)
+    {
+        check_index(i);
+        return static_cast<T>(at(i).fetch_sub(storage(1), std::memory_order_acq_rel) - storage(1));
+    }
+    /// Bitwise and/or/xor; return the old value (the seed's atomic_and/or/xor).
+    template <class U = T, class = std::enable_if_t<std::is_integral_v<U>>>
+    T fetch_and(std::size_t i, T mask)
+    {
+        check_index(i);
+        return from(at(i).fetch_and(to(mask), std::memory_order_acq_rel));
+    }
+    template <class U = T, class = std::enable_if_t<std::is_integral_v<U>>>
+    T fetch_or(std::size_t i, T mask)
+    {
+        check_index(i);
+        return from(at(i).fetch_or(to(mask), std::memory_order_acq_rel));
+    }
+    template <class U = T, class = std::enable_if_t<std::is_integral_v<U>>>
+    T fetch_xor(std::size_t i, T mask)
+    {
+        check_index(i);
+        return from(at(i).fetch_xor(to(mask), std::memory_order_acq_rel));
+    }
+    /// Adds deltas[k] to element from+k, each atomically (not as one bulk
+    /// write). Throws std::out_of_range before touching anything.
+    template <class U = T, class = std::enable_if_t<std::is_integral_v<U>>>
+    void add_slice(std::size_t from_index, boost::span<const T> deltas)
+    {
+        check_range(from_index, deltas.size());
+        for (std::size_t k = 0; k < deltas.size(); ++k)
+            at(from_index + k).fetch_add(to(deltas[k]), std::memory_order_acq_rel);
+    }
+
+    // ---- Bulk: consistent with each other (see the class comment). ---------
+
+    /// Copies elements [from, from + count). O(count). Throws std::out_of_range.
+    std::vector<T> slice(std::size_t from_index, std::size_t count) const
+    {
+        check_range(from_index, count);
+        std::vector<T> out(count);
+        copy_out(from_index, out.data(), count);
+        return out;
+    }
+    /// Copies out.size() elements starting at `from` into `out`.
+    void slice(std::size_t from_index, boost::span<T> out) const
+    {
+        check_range(from_index, out.size());
+        copy_out(from_index, out.data(), out.size());
+    }
+    /// Writes `values` at `from` as one bulk write. Throws std::out_of_range
+    /// (nothing written). Reentrant under this handle's write lock; throws
+    /// std::system_error under this handle's shared lock.
+    void set_slice(std::size_t from_index, boost::span<const T> values)
+    {
+        check_range(from_index, values.size());
+        bulk_write([&] {
+            for (std::size_t k = 0; k < values.size(); ++k)
+                at(from_index + k).store(to(values[k]), std::memory_order_relaxed);
+        });
+    }
+    /// Sets every element to `v` as one bulk write.
+    void fill(T v)
+    {
+        bulk_write([&] {
+            const storage s = to(v);
+            for (std::size_t k = 0; k < capacity(); ++k) at(k).store(s, std::memory_order_relaxed);
+        });
+    }
+    /// Sets every element to zero (+0.0 for floats).
+    void clear() { fill(T(0)); }
+
+    // ---- Views ---------------------------------------------------------------
+
+    /// The whole element area, zero-copy (the seed's as_scalar). Plain
+    /// accesses through it are not atomic: use them under lock() /
+    /// lock_shared(), or for data no other process writes meanwhile.
+    boost::span<T> view() const noexcept { return {data(), capacity()}; }
+    T* data() const noexcept { return reinterpret_cast<T*>(slot(0)); }
+    /// Pointer to element i (the seed's ptr_at). Throws std::out_of_range.
+    T* ptr(std::size_t i) const
+    {
+        check_index(i);
+        return data() + i;
+    }
+
+private:
+    explicit buffer(segment seg) : buffer_base(std::move(seg), spec()) {}
+
+    static constexpr detail::buffer_spec spec() noexcept
+    {
+        return {type, sizeof(T), sizeof(T), "element size"};
+    }
+
+    atomic_storage& at(std::size_t i) const noexcept
+    {
+        return reinterpret_cast<atomic_storage*>(slot(0))[i];
+    }
+    static storage to(T v) noexcept
+    {
+        storage s;
+        std::memcpy(&s, &v, sizeof s);
+        return s;
+    }
+    static T from(storage s) noexcept
+    {
+        T v;
+        std::memcpy(&v, &s, sizeof v);
+        return v;
+    }
+
+    void copy_out(std::size_t from_index, T* out, std::size_t count) const
+    {
+        bulk_read([&] {
+            for (std::size_t k = 0; k < count; ++k) out[k] = from(at(from_index + k).load(std::memory_order_relaxed));
+        });
+    }
+};
+
+using buffer_i8 = buffer<std::int8_t>;
+using buffer_u8 = buffer<std::uint8_t>;
+using buffer_i16 = buffer<std::int16_t>;
+using buffer_u16 = buffer<std::uint16_t>;
+using buffer_i32 = buffer<std::int32_t>;
+using buffer_u32 = buffer<std::uint32_t>;
+using buffer_i64 = buffer<std::int64_t>;
+using buffer_u64 = buffer<std::uint64_t>;
+using buffer_f32 = buffer<float>;
+using buffer_f64 = buffer<double>;
+
+} // namespace shmkit
+
+#endif

@@ -1,0 +1,234 @@
+// shmkit/detail/buffer_base.hpp: what buffer<T> and str_buffer share:
+// opening, the rwlock, the seqlock around bulk writes, raw byte access,
+// stats and eventfd notification.
+//
+// Payload layout (the segment's data area):
+//
+//   +0    buffer_control: the seqlock (one cache line)
+//   +64   buffer_counters: bulk-write recoveries (one cache line)
+//   +128  capacity elements of `stride` bytes each
+//
+// Crash behaviour of a bulk write (set_slice, fill, set_raw, str_buffer::set):
+//   1. take the rwlock exclusively (unless this handle holds it)
+//   2. seqlock write_begin: sequence odd, readers of slices hold back
+//   3. copy the data
+//   4. seqlock write_end: sequence even, readers proceed
+//   5. release the rwlock
+// Killed between 2 and 4: the rwlock names a dead writer and the sequence
+// stays odd. A reader stalled on the odd sequence for one poll interval
+// tries the write lock, which recovers the dead writer; any holder of the
+// write lock that finds the sequence odd makes it even again (counted in
+// stats().bulk_recoveries). The interrupted write stays partially applied:
+// bulk writes are atomic with respect to readers, not with respect to the
+// death of their writer.
+#ifndef SHMKIT_DETAIL_BUFFER_BASE_HPP
+#define SHMKIT_DETAIL_BUFFER_BASE_HPP
+
+#include <shmkit/segment.hpp>
+#include <shmkit/sync/notifier.hpp>
+#include <shmkit/sync/seqlock.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace shmkit {
+
+/// Counters and facts about a buffer or str_buffer.
+struct buffer_stats {
+    std::size_t capacity = 0;      ///< elements
+    std::size_t elem_size = 0;     ///< bytes per element (str_buffer: the width)
+    std::size_t mmap_size = 0;     ///< bytes mapped
+    element_type type = element_type::none;
+    std::uint64_t lock_recoveries = 0; ///< dead writers/readers recovered by the rwlock
+    std::uint64_t bulk_recoveries = 0; ///< bulk writes interrupted by a death and closed
+    segment_stats segment;             ///< attach table and liveness
+};
+
+namespace detail {
+
+struct buffer_control {
+    sync::seqlock seq;
+};
+
+struct alignas(cache_line_size) buffer_counters {
+    std::atomic<std::uint64_t> bulk_recoveries;
+};
+
+inline constexpr std::size_t buffer_payload_offset = sizeof(buffer_control) + sizeof(buffer_counters);
+static_assert(buffer_payload_offset == 2 * cache_line_size);
+
+/// The fixed facts of one buffer type.
+struct buffer_spec {
+    element_type type;
+    std::uint32_t elem_size;  ///< sizeof(T), or the string width
+    std::uint32_t stride;     ///< bytes per slot
+    const char* size_name;    ///< "element size" or "string width"
+};
+
+class buffer_base {
+public:
+    buffer_base(const buffer_base&) = delete;
+    buffer_base& operator=(const buffer_base&) = delete;
+
+    // ---- Locking: the crash-recoverable rwlock of the buffer. ----------------
+    // Process-safe. A handle is used by one thread at a time for locking;
+    // locking again through the handle that holds the lock throws
+    // std::system_error. A holder that dies is recovered by the next
+    // acquirer within ~10 ms; recovered() then tells that acquirer.
+
+    void lock();
+    bool try_lock();
+    template <class Rep, class Period>
+    bool try_lock_for(const std::chrono::duration<Rep, Period>& d)
+    {
+        if (!lock_.try_lock_for(d)) return false;
+        close_interrupted_write();
+        return true;
+    }
+    void unlock() { lock_.unlock(); }
+    void lock_shared() { lock_.lock_shared(); }
+    bool try_lock_shared() { return lock_.try_lock_shared(); }
+    template <class Rep, class Period>
+    bool try_lock_shared_for(const std::chrono::duration<Rep, Period>& d)
+    {
+        return lock_.try_lock_shared_for(d);
+    }
+    void unlock_shared() { lock_.unlock_shared(); }
+    /// The seed's names.
+    void lock_wr() { lock(); }
+    void unlock_wr() { unlock(); }
+    void lock_rd() { lock_shared(); }
+    void unlock_rd() { unlock_shared(); }
+    /// True if the last acquisition through this handle recovered a dead holder.
+    bool recovered() const noexcept { return lock_.recovered(); }
+
+    // ---- Information --------------------------------------------------------
+
+    std::size_t capacity() const noexcept { return capacity_; }
+    /// Bytes of one element (str_buffer: the width, the longest value).
+    std::size_t elem_size() const noexcept { return spec_.elem_size; }
+    std::size_t mmap_size() const noexcept { return seg_.get_region().size(); }
+    /// Path (file), "/NAME", "memfd:NAME", "anonymous" or "fd:N".
+    const std::string& path() const noexcept { return seg_.name(); }
+    /// The fd behind the mapping, -1 for anonymous buffers.
+    int fd() const noexcept { return seg_.fd(); }
+    /// True if this handle created the buffer.
+    bool created() const noexcept { return seg_.created(); }
+    buffer_stats stats() const;
+    /// The underlying segment (attach table, header), for tools.
+    const segment& get_segment() const noexcept { return seg_; }
+
+    void sync(bool wait = true) { seg_.sync(wait); }
+    /// Removes the name (file path); the mapping stays valid. False if unnamed.
+    bool unlink() { return seg_.unlink(); }
+
+    // ---- Raw bytes of the element area ---------------------------------------
+
+    /// Copies `n` bytes from `byte_offset` of the element area: a snapshot
+    /// consistent with bulk writes. Throws std::out_of_range (nothing read)
+    /// if the range is outside the element area.
+    std::string get_raw(std::size_t byte_offset, std::size_t n) const;
+    /// Writes `bytes` at `byte_offset`: a bulk write (write lock + seqlock).
+    /// Throws std::out_of_range, nothing written.
+    void set_raw(std::size_t byte_offset, std::string_view bytes);
+
+    // ---- Notification (an eventfd held by this handle) -----------------------
+
+    /// Creates an eventfd for this handle and returns it (pass it to other
+    /// processes, e.g. across fork or with SCM_RIGHTS).
+    int create_eventfd();
+    /// Uses an existing eventfd; with ownership::adopt the handle closes it.
+    void attach_eventfd(int fd, sync::ownership own = sync::ownership::borrow);
+    /// The eventfd, or -1.
+    int eventfd() const noexcept { return notifier_ ? notifier_->fd() : -1; }
+    /// Adds `n` to the eventfd counter. Throws shmkit::error without one.
+    void notify(std::uint64_t n = 1);
+    /// Waits up to `timeout` for notifications and consumes them; returns
+    /// the count, or nothing on timeout.
+    std::optional<std::uint64_t> wait_notify(std::chrono::nanoseconds timeout);
+
+protected:
+    buffer_base(segment seg, const buffer_spec& spec);
+    buffer_base(buffer_base&&) noexcept;
+    ~buffer_base() = default;
+
+    static segment_layout layout(const buffer_spec& spec, std::size_t capacity, const structure_options& opt);
+    static segment_expectation expectation(const buffer_spec& spec, std::size_t capacity);
+    static segment open(open_only_t, const std::string& path, const buffer_spec& spec);
+    static segment open(create_only_t, const std::string& path, std::size_t capacity, const buffer_spec& spec,
+                        const structure_options& opt);
+    static segment open(open_or_create_t, const std::string& path, std::size_t capacity,
+                        const buffer_spec& spec, const structure_options& opt);
+    static segment open_anonymous(std::size_t capacity, const buffer_spec& spec, const structure_options& opt);
+    static segment open_memfd(const std::string& name, std::size_t capacity, const buffer_spec& spec,
+                              const structure_options& opt);
+    static segment open_fd(int fd, const buffer_spec& spec);
+
+    char* slot(std::size_t i) const noexcept { return elems_ + i * spec_.stride; }
+    std::size_t stride() const noexcept { return spec_.stride; }
+
+    void check_index(std::size_t i) const
+    {
+        if (SHMKIT_UNLIKELY(i >= capacity_)) throw_index(i);
+    }
+    void check_range(std::size_t from, std::size_t count) const
+    {
+        if (SHMKIT_UNLIKELY(from > capacity_ || count > capacity_ - from)) throw_range(from, count);
+    }
+    [[noreturn]] void throw_index(std::size_t i) const;
+    [[noreturn]] void throw_range(std::size_t from, std::size_t count) const;
+
+    /// Runs `write` as a bulk write (see the header comment). Reentrant for a
+    /// handle that already holds the write lock. Throws std::system_error if
+    /// this handle holds the lock shared (upgrading would deadlock).
+    template <class F>
+    void bulk_write(F&& write)
+    {
+        const bool held = lock_.holds_exclusive();
+        if (!held) lock();
+        seq().write_begin();
+        try {
+            write();
+        } catch (...) {
+            seq().write_end();
+            if (!held) lock_.unlock();
+            throw;
+        }
+        seq().write_end();
+        if (!held) lock_.unlock();
+    }
+
+    /// Runs `copy` until it observed a state no bulk write overlapped. Under
+    /// a lock held by this handle (shared or exclusive) it runs once.
+    template <class F>
+    void bulk_read(F&& copy) const
+    {
+        if (lock_.holds_shared() || lock_.holds_exclusive()) {
+            copy();
+            return;
+        }
+        seq().read(copy, [this] { recover_stalled_writer(); });
+    }
+
+private:
+    sync::seqlock& seq() const noexcept { return control_->seq; }
+    void close_interrupted_write() noexcept;
+    void recover_stalled_writer() const;
+
+    segment seg_;
+    buffer_spec spec_;
+    mutable sync::rwlock lock_;
+    buffer_control* control_;
+    buffer_counters* counters_;
+    char* elems_;
+    std::size_t capacity_;
+    std::optional<sync::notifier> notifier_;
+};
+
+} // namespace detail
+} // namespace shmkit
+
+#endif

@@ -1,0 +1,79 @@
+// shmkit/str_buffer.hpp: a fixed-capacity array of byte strings of bounded
+// length in shared memory.
+#ifndef SHMKIT_STR_BUFFER_HPP
+#define SHMKIT_STR_BUFFER_HPP
+
+#include <shmkit/detail/buffer_base.hpp>
+
+#include <boost/core/span.hpp>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace shmkit {
+
+/// An array of `capacity` byte strings, each at most `width` bytes, in
+/// shared memory: Data::Buffer::Shared::Str, with the length stored, so
+/// values are binary-safe (embedded and trailing NULs round-trip), and a
+/// value longer than the width refused (std::length_error) instead of
+/// truncated.
+///
+/// Every write (set, set_slice, fill, clear, set_raw) is a bulk write under
+/// the write lock and the seqlock; every read (get, slice, get_raw) copies
+/// until no write overlapped it. So get() never returns a half-written
+/// string, and reads never block on each other. Crash safety as for
+/// buffer<T> (detail/buffer_base.hpp): a writer killed half-way leaves that
+/// one value partially written and everyone else going on.
+///
+/// Each slot is the length (4 bytes) followed by `width` bytes, padded to 8.
+class str_buffer : public detail::buffer_base {
+public:
+    /// Creates a buffer of `capacity` empty strings of at most `width` bytes.
+    /// Throws std::invalid_argument for capacity 0, width 0 or sizes that do
+    /// not fit, shmkit::error for the file system (EEXIST if `path` exists).
+    str_buffer(create_only_t, const std::string& path, std::size_t capacity, std::size_t width,
+               const structure_options& opt = {});
+    /// Opens `path` if it exists, refusing another width or capacity with an
+    /// error naming both, or creates it.
+    str_buffer(open_or_create_t, const std::string& path, std::size_t capacity, std::size_t width,
+               const structure_options& opt = {});
+    /// Opens an existing str_buffer; capacity and width come from its header.
+    str_buffer(open_only_t, const std::string& path);
+
+    static str_buffer anonymous(std::size_t capacity, std::size_t width, const structure_options& opt = {});
+    static str_buffer memfd(const std::string& name, std::size_t capacity, std::size_t width,
+                            const structure_options& opt = {});
+    static str_buffer from_fd(int fd);
+
+    str_buffer(str_buffer&&) noexcept = default;
+
+    /// The longest value a slot holds, in bytes.
+    std::size_t width() const noexcept { return elem_size(); }
+
+    /// Value i. O(width). Throws std::out_of_range.
+    std::string get(std::size_t i) const;
+    /// Sets value i. Throws std::out_of_range or std::length_error (longer
+    /// than width()), writing nothing. Reentrant under this handle's write lock.
+    void set(std::size_t i, std::string_view v);
+    /// Values [from, from + count).
+    std::vector<std::string> slice(std::size_t from, std::size_t count) const;
+    /// Sets values from `from` on, as one bulk write; validates every value
+    /// first (nothing written if one is too long).
+    void set_slice(std::size_t from, boost::span<const std::string_view> values);
+    /// Sets every value to `v` as one bulk write.
+    void fill(std::string_view v);
+    /// Sets every value to the empty string.
+    void clear() { fill({}); }
+
+private:
+    explicit str_buffer(segment seg, std::size_t width);
+    static detail::buffer_spec spec(std::size_t width);
+    void check_length(std::string_view v) const;
+    void store(std::size_t i, std::string_view v) noexcept;
+    std::string load(std::size_t i) const;
+};
+
+} // namespace shmkit
+
+#endif

@@ -1,0 +1,78 @@
+// shmkit/sync/detail/held_locks.hpp: which shmkit locks the calling thread
+// holds.
+//
+// Lock handles may be shared by the threads of a process, so what a thread
+// holds is recorded per thread, not per handle: that lets a thread's second
+// lock() through the same lock throw instead of deadlocking, lets bulk
+// operations run inside a lock their own thread holds, and keeps one
+// thread's lock from being taken for another's. A lock is identified by its
+// key: the attachment (one per segment handle) and the lock's index.
+#ifndef SHMKIT_SYNC_DETAIL_HELD_LOCKS_HPP
+#define SHMKIT_SYNC_DETAIL_HELD_LOCKS_HPP
+
+#include <shmkit/config.hpp>
+
+#include <cstdint>
+#include <type_traits>
+#include <system_error>
+
+namespace shmkit {
+namespace sync {
+namespace detail {
+
+enum class hold_mode : std::uint8_t { shared, exclusive };
+
+struct held_lock {
+    const void* key = nullptr;
+    hold_mode mode = hold_mode::shared;
+    bool recovered = false; ///< the acquisition took over from a dead holder
+};
+
+/// The locks this thread holds: a short array (most threads hold 0 or 1).
+struct held_set {
+    static constexpr int capacity = 16;
+    held_lock locks[capacity] = {};
+    int count = 0;
+};
+
+// Constant-initialised (checked below), so every access is a plain
+// thread-pointer-relative load: no TLS wrapper call, no guard.
+inline thread_local held_set held_by_this_thread;
+static_assert(std::is_trivially_destructible_v<held_set>);
+inline constexpr held_set constant_initialisable_check{};
+
+inline held_lock* find_held(const void* key) noexcept
+{
+    held_set& s = held_by_this_thread;
+    for (int i = 0; i < s.count; ++i)
+        if (s.locks[i].key == key) return &s.locks[i];
+    return nullptr;
+}
+
+/// Records a lock just acquired. Throws std::system_error if this thread
+/// already holds `capacity` shmkit locks (the caller then releases it).
+inline bool try_note_held(const void* key, hold_mode mode, bool recovered) noexcept
+{
+    held_set& s = held_by_this_thread;
+    if (SHMKIT_UNLIKELY(s.count == held_set::capacity)) return false;
+    s.locks[s.count++] = {key, mode, recovered};
+    return true;
+}
+
+inline void forget_held(held_lock* l) noexcept
+{
+    held_set& s = held_by_this_thread;
+    *l = s.locks[--s.count];
+}
+
+[[noreturn]] inline void throw_too_many_held()
+{
+    throw std::system_error(std::make_error_code(std::errc::resource_unavailable_try_again),
+                            "shmkit: a thread may hold at most 16 shmkit locks at once");
+}
+
+} // namespace detail
+} // namespace sync
+} // namespace shmkit
+
+#endif

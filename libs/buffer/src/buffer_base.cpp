@@ -1,0 +1,208 @@
+// The shared part of buffer<T> and str_buffer.
+#include <shmkit/detail/buffer_base.hpp>
+
+#include <shmkit/detail/checked.hpp>
+
+#include <stdexcept>
+
+namespace shmkit {
+namespace detail {
+
+segment_layout buffer_base::layout(const buffer_spec& spec, std::size_t capacity, const structure_options& opt)
+{
+    if (capacity == 0) throw std::invalid_argument("shmkit: a buffer's capacity must not be 0");
+    const auto bytes = checked_mul(capacity, spec.stride);
+    const auto total = bytes ? checked_add(*bytes, buffer_payload_offset) : std::nullopt;
+    if (!total) throw std::invalid_argument("shmkit: buffer capacity " + std::to_string(capacity) + " is too large");
+    segment_layout l;
+    l.kind = structure_kind::buffer;
+    l.elem_type = spec.type;
+    l.elem_size = spec.elem_size;
+    l.capacity = capacity;
+    l.data_size = *total;
+    l.n_rwlocks = 1;
+    l.attach_capacity = opt.attach_capacity;
+    l.params[0] = spec.stride;
+    return l;
+}
+
+segment_expectation buffer_base::expectation(const buffer_spec& spec, std::size_t capacity)
+{
+    segment_expectation x;
+    x.kind = structure_kind::buffer;
+    x.elem_type = spec.type;
+    x.elem_size = spec.elem_size;
+    x.capacity = capacity;
+    x.elem_size_name = spec.size_name;
+    return x;
+}
+
+segment buffer_base::open(open_only_t, const std::string& path, const buffer_spec& spec)
+{
+    return segment::file(open_only, path, expectation(spec, 0));
+}
+
+segment buffer_base::open(create_only_t, const std::string& path, std::size_t capacity, const buffer_spec& spec,
+                          const structure_options& opt)
+{
+    const segment_layout l = layout(spec, capacity, opt);
+    return segment(region::file(create_only, path, l.total_size(), segment::initializer(l), {opt.mode}),
+                   expectation(spec, capacity));
+}
+
+segment buffer_base::open(open_or_create_t, const std::string& path, std::size_t capacity,
+                          const buffer_spec& spec, const structure_options& opt)
+{
+    const segment_layout l = layout(spec, capacity, opt);
+    return segment(region::file(open_or_create, path, l.total_size(), segment::initializer(l), {opt.mode}),
+                   expectation(spec, capacity));
+}
+
+segment buffer_base::open_anonymous(std::size_t capacity, const buffer_spec& spec, const structure_options& opt)
+{
+    return segment::anonymous(layout(spec, capacity, opt));
+}
+
+segment buffer_base::open_memfd(const std::string& name, std::size_t capacity, const buffer_spec& spec,
+                                const structure_options& opt)
+{
+    return segment::memfd(name, layout(spec, capacity, opt));
+}
+
+segment buffer_base::open_fd(int fd, const buffer_spec& spec)
+{
+    return segment::from_fd(fd, expectation(spec, 0));
+}
+
+buffer_base::buffer_base(segment seg, const buffer_spec& spec_in) : seg_(std::move(seg)), spec_(spec_in)
+{
+    const segment_header& h = seg_.header();
+    // The header is validated; what it says about the payload is checked
+    // here before any element is touched.
+    if (spec_.elem_size == 0) spec_.elem_size = h.elem_size; // str_buffer opened by path: width from the header
+    if (h.params[0] != spec_.stride && spec_.stride != 0)
+        throw_error(errc::corrupt_header, seg_.name(), "element stride " + std::to_string(h.params[0]) +
+                                                           ", expected " + std::to_string(spec_.stride));
+    spec_.stride = static_cast<std::uint32_t>(h.params[0]);
+    const auto bytes = checked_mul(h.capacity, spec_.stride);
+    const auto need = bytes ? checked_add(*bytes, buffer_payload_offset) : std::nullopt;
+    if (h.capacity == 0 || spec_.stride < spec_.elem_size || !need || *need > h.data_size)
+        throw_error(errc::corrupt_header, seg_.name(), "buffer capacity and element size do not fit the data area");
+    capacity_ = static_cast<std::size_t>(h.capacity);
+    char* data = static_cast<char*>(seg_.data());
+    control_ = reinterpret_cast<buffer_control*>(data);
+    counters_ = reinterpret_cast<buffer_counters*>(data + sizeof(buffer_control));
+    elems_ = data + buffer_payload_offset;
+    lock_ = seg_.rwlock(0);
+}
+
+buffer_base::buffer_base(buffer_base&& o) noexcept
+    : seg_(std::move(o.seg_)), spec_(o.spec_), lock_(std::move(o.lock_)), control_(o.control_),
+      counters_(o.counters_), elems_(o.elems_), capacity_(std::exchange(o.capacity_, 0)),
+      notifier_(std::move(o.notifier_))
+{
+}
+
+void buffer_base::close_interrupted_write() noexcept
+{
+    // We hold the write lock: an odd sequence can only be a writer that died
+    // between write_begin and write_end.
+    if (control_->seq.recover()) counters_->bulk_recoveries.fetch_add(1, std::memory_order_relaxed);
+}
+
+void buffer_base::lock()
+{
+    lock_.lock();
+    close_interrupted_write();
+}
+
+bool buffer_base::try_lock()
+{
+    if (!lock_.try_lock()) return false;
+    close_interrupted_write();
+    return true;
+}
+
+// A bulk write has kept the sequence odd for a whole poll interval. Taking
+// the write lock (through a handle of our own: this may run on any thread)
+// recovers a dead writer and closes its write; a live writer just finishes.
+void buffer_base::recover_stalled_writer() const
+{
+    sync::rwlock probe = seg_.rwlock(0);
+    if (!probe.try_lock_for(sync::liveness_poll_interval)) return;
+    if (control_->seq.recover()) counters_->bulk_recoveries.fetch_add(1, std::memory_order_relaxed);
+    probe.unlock();
+}
+
+void buffer_base::throw_index(std::size_t i) const
+{
+    throw std::out_of_range("shmkit: " + seg_.name() + ": index " + std::to_string(i) + " out of range (capacity " +
+                            std::to_string(capacity_) + ")");
+}
+
+void buffer_base::throw_range(std::size_t from, std::size_t count) const
+{
+    throw std::out_of_range("shmkit: " + seg_.name() + ": elements [" + std::to_string(from) + ", " +
+                            std::to_string(from) + "+" + std::to_string(count) + ") out of range (capacity " +
+                            std::to_string(capacity_) + ")");
+}
+
+std::string buffer_base::get_raw(std::size_t byte_offset, std::size_t n) const
+{
+    const std::size_t area = capacity_ * spec_.stride;
+    if (byte_offset > area || n > area - byte_offset)
+        throw std::out_of_range("shmkit: " + seg_.name() + ": bytes [" + std::to_string(byte_offset) + ", +" +
+                                std::to_string(n) + ") outside the element area of " + std::to_string(area));
+    std::string out(n, '\0');
+    bulk_read([&] { sync::atomic_copy_from_shared(out.data(), elems_ + byte_offset, n); });
+    return out;
+}
+
+void buffer_base::set_raw(std::size_t byte_offset, std::string_view bytes)
+{
+    const std::size_t area = capacity_ * spec_.stride;
+    if (byte_offset > area || bytes.size() > area - byte_offset)
+        throw std::out_of_range("shmkit: " + seg_.name() + ": bytes [" + std::to_string(byte_offset) + ", +" +
+                                std::to_string(bytes.size()) + ") outside the element area of " +
+                                std::to_string(area));
+    bulk_write([&] { sync::atomic_copy_to_shared(elems_ + byte_offset, bytes.data(), bytes.size()); });
+}
+
+buffer_stats buffer_base::stats() const
+{
+    buffer_stats s;
+    s.capacity = capacity_;
+    s.elem_size = spec_.elem_size;
+    s.mmap_size = mmap_size();
+    s.type = spec_.type;
+    s.lock_recoveries = lock_.recoveries();
+    s.bulk_recoveries = counters_->bulk_recoveries.load(std::memory_order_relaxed);
+    s.segment = seg_.stats();
+    return s;
+}
+
+int buffer_base::create_eventfd()
+{
+    notifier_.emplace(sync::notifier::create());
+    return notifier_->fd();
+}
+
+void buffer_base::attach_eventfd(int fd, sync::ownership own)
+{
+    notifier_.emplace(sync::notifier::attach(fd, own));
+}
+
+void buffer_base::notify(std::uint64_t n)
+{
+    if (!notifier_) throw_errno(EBADF, seg_.name(), "notify without an eventfd (create_eventfd or attach_eventfd first)");
+    notifier_->notify(n);
+}
+
+std::optional<std::uint64_t> buffer_base::wait_notify(std::chrono::nanoseconds timeout)
+{
+    if (!notifier_) throw_errno(EBADF, seg_.name(), "wait_notify without an eventfd (create_eventfd or attach_eventfd first)");
+    return notifier_->wait(timeout);
+}
+
+} // namespace detail
+} // namespace shmkit
