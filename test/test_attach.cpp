@@ -99,17 +99,21 @@ BOOST_AUTO_TEST_CASE(parent_death_is_seen_while_a_forked_child_lives)
     // holds a descriptor of the same file.
     test::scratch_dir dir;
     segment a = segment::file(shmkit::create_only, dir / "s", layout());
-    test::pipe_pair ready, never;
+    test::pipe_pair ready, started, never;
     pid_t* q_pid = test::shared_scratch<pid_t>();
     test::child p([&] {
         segment s = segment::file(shmkit::open_only, dir / "s");
         s.attachment().token();
         const pid_t q = ::fork();
         if (q == 0) {
+            // fork() has returned here, so the fork handlers have run: Q's
+            // copy of P's lock descriptor is already replaced.
+            started.send();
             never.receive();
             std::_Exit(0);
         }
         *q_pid = q;
+        started.receive();
         ready.send();
         never.receive();
         return 0;
@@ -132,13 +136,14 @@ BOOST_AUTO_TEST_CASE(pid_reuse_does_not_fake_liveness)
     // whose PID was reused.
     segment a = segment::anonymous(layout());
     auto& e = a.attachment().entry(5);
-    e.start_time.store(12345);
-    e.owner.store((std::uint64_t(my_pid()) << 32) | 12345u);
+    const auto word = [](std::uint32_t pid, std::uint64_t start) {
+        return (std::uint64_t(pid) << 32) | ((start & shmkit::detail::owner_start_mask) << 1);
+    };
+    const auto& id = shmkit::detail::current_identity();
+    e.owner.store(word(my_pid(), id.start_time + 12345));
     BOOST_TEST(!a.attachment().entry_alive(5));
     // Same PID, true start time: alive.
-    const auto& id = shmkit::detail::current_identity();
-    e.start_time.store(id.start_time);
-    e.owner.store((std::uint64_t(id.pid) << 32) | (id.start_time & 0xffffffffu));
+    e.owner.store(word(id.pid, id.start_time));
     BOOST_TEST(a.attachment().entry_alive(5));
     e.owner.store(0);
 }

@@ -66,9 +66,9 @@ SHMKIT_BUFFER_ELEMENT(double, f64, std::uint64_t)
 /// needs the lock, within about 10 ms; a bulk write interrupted by a death
 /// stays partially applied, and readers go on (stats().bulk_recoveries).
 ///
-/// Handles: move-only. Element operations may be called from several
-/// threads through one handle; locking and the bulk operations track what
-/// *this handle* holds, so a thread that locks uses its own handle.
+/// Handles: move-only, and may be shared by the threads of a process.
+/// Holding the lock is recorded per thread: a thread's bulk operations run
+/// inside the lock that thread holds, never inside another thread's.
 template <class T>
 class buffer : public detail::buffer_base {
     static_assert(detail::buffer_element<T>::supported,
@@ -195,8 +195,9 @@ public:
     void add_slice(std::size_t from_index, boost::span<const T> deltas)
     {
         check_range(from_index, deltas.size());
-        for (std::size_t k = 0; k < deltas.size(); ++k)
-            at(from_index + k).fetch_add(to(deltas[k]), std::memory_order_acq_rel);
+        atomic_storage* const dst = &at(from_index);
+        const T* const d = deltas.data();
+        for (std::size_t k = 0; k < deltas.size(); ++k) dst[k].fetch_add(to(d[k]), std::memory_order_acq_rel);
     }
 
     // ---- Bulk: consistent with each other (see the class comment). ---------
@@ -221,17 +222,19 @@ public:
     void set_slice(std::size_t from_index, boost::span<const T> values)
     {
         check_range(from_index, values.size());
-        bulk_write([&] {
-            for (std::size_t k = 0; k < values.size(); ++k)
-                at(from_index + k).store(to(values[k]), std::memory_order_relaxed);
-        });
+        bulk_write([&] { store_each(&at(from_index), values.data(), values.size()); });
     }
     /// Sets every element to `v` as one bulk write.
     void fill(T v)
     {
         bulk_write([&] {
+            // Locals: every atomic store is a compiler barrier, so members
+            // would be reloaded each iteration and the loop not unrolled.
+            atomic_storage* const dst = &at(0);
+            const std::size_t n = capacity();
             const storage s = to(v);
-            for (std::size_t k = 0; k < capacity(); ++k) at(k).store(s, std::memory_order_relaxed);
+#pragma GCC unroll 8
+            for (std::size_t k = 0; k < n; ++k) dst[k].store(s, std::memory_order_relaxed);
         });
     }
     /// Sets every element to zero (+0.0 for floats).
@@ -276,11 +279,21 @@ private:
         return v;
     }
 
+    // The element loops of the bulk operations keep everything in locals:
+    // each atomic access is a compiler barrier, so members would otherwise be
+    // reloaded every iteration and the loop neither unrolled nor scheduled.
     void copy_out(std::size_t from_index, T* out, std::size_t count) const
     {
-        bulk_read([&] {
-            for (std::size_t k = 0; k < count; ++k) out[k] = from(at(from_index + k).load(std::memory_order_relaxed));
+        const atomic_storage* const src = &at(from_index);
+        bulk_read([src, out, count] {
+#pragma GCC unroll 8
+            for (std::size_t k = 0; k < count; ++k) out[k] = from(src[k].load(std::memory_order_relaxed));
         });
+    }
+    static void store_each(atomic_storage* dst, const T* values, std::size_t count) noexcept
+    {
+#pragma GCC unroll 8
+        for (std::size_t k = 0; k < count; ++k) dst[k].store(to(values[k]), std::memory_order_relaxed);
     }
 };
 

@@ -42,8 +42,9 @@ inline std::ostream& operator<<(std::ostream& os, backing b) { return os << to_s
 
 /// Options for creating a region.
 struct region_options {
-    /// Permission bits of a created file or POSIX object, exactly (umask is
-    /// not applied). 0600 by default: shared memory is private unless asked.
+    /// Permission bits (0777 at most) of a created file or POSIX object,
+    /// exactly (umask is not applied). 0600 by default: shared memory is
+    /// private unless asked.
     mode_t mode = 0600;
 };
 
@@ -64,9 +65,9 @@ using region_initializer = std::function<void(void* base, std::size_t size)>;
 /// through a symlink (O_NOFOLLOW; link(2) never follows its target); every fd
 /// is FD_CLOEXEC.
 ///
-/// Each region owns a private open file description (reopened through
-/// /proc/self/fd where an fd was adopted, and again in a forked child), so
-/// kernel-released OFD locks on it identify this process alone.
+/// Each region owns its fd (an adopted fd is reopened through /proc/self/fd
+/// or duplicated). Liveness locks are not taken on it: a segment's
+/// attachment opens a description of its own for them (attach_table.hpp).
 ///
 /// Thread safety: distinct regions are independent; one region is safe for
 /// concurrent const use (data(), size(), ...). Moving or destroying it while

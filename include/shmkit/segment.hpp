@@ -102,10 +102,14 @@ public:
     static segment from_fd(int fd, const segment_expectation& expect = {});
 
     explicit operator bool() const noexcept { return static_cast<bool>(region_); }
+    /// The header as it is in shared memory now (validated at open; for
+    /// tools). The segment itself works from a private copy of what it
+    /// validated, so a later write to the shared header cannot move it.
     const detail::segment_header& header() const noexcept { return *header_; }
-    void* data() const noexcept { return at(header_->data_offset); }
-    std::size_t data_size() const noexcept { return header_->data_size; }
-    std::uint64_t capacity() const noexcept { return header_->capacity; }
+    void* data() const noexcept { return at(geometry_.data_offset); }
+    std::size_t data_size() const noexcept { return geometry_.data_size; }
+    std::uint64_t capacity() const noexcept { return geometry_.capacity; }
+    std::uint64_t param(std::size_t i) const noexcept { return geometry_.params[i]; }
     const shmkit::region& get_region() const noexcept { return region_; }
     const std::string& name() const noexcept { return region_.name(); }
     int fd() const noexcept { return region_.fd(); }
@@ -131,8 +135,16 @@ private:
     sync::rwlock_state& rwlock_state(std::uint32_t i) const noexcept;
     sync::mutex_state& mutex_state(std::uint32_t i) const noexcept;
 
+    /// What the segment uses of its header, copied once validated.
+    struct geometry {
+        std::uint32_t elem_size = 0, attach_capacity = 0, n_rwlocks = 0, n_mutexes = 0;
+        std::uint64_t capacity = 0, attach_offset = 0, sync_offset = 0, data_offset = 0, data_size = 0;
+        std::uint64_t params[4] = {};
+    };
+
     shmkit::region region_;
     const detail::segment_header* header_ = nullptr;
+    geometry geometry_;
     std::unique_ptr<detail::attachment> att_; // after region_: released before unmapping
 };
 

@@ -8,24 +8,35 @@
 // entry is claimed, so a token of a process that died stays dead even after
 // its entry is reused: a stale lock can always be recovered.
 //
-// Liveness: where the segment has an fd, a claimed entry is backed by an OFD
-// write lock on byte (ofd_lock_base + index) of that fd. The kernel drops it
-// when the holder's last reference to its open file description goes away,
-// i.e. when it dies, whatever its PID namespace, and a PID cannot be reused
-// to fake it. PID + start time (/proc/<pid>/stat) is checked as well, and is
-// the only test for anonymous segments (no fd).
+// The owner word of an entry is claimed with one CAS and carries everything
+// a liveness check needs, so identity and claim are published together:
+// PID (high 32 bits), the low 31 bits of the process start time, and a flag
+// telling how the owner's liveness is known:
+//
+// * OFD-backed (the segment has an fd and the owner has a private open file
+//   description): the owner holds an OFD write lock on byte
+//   (ofd_lock_base + index). The kernel drops it when the owner's
+//   description goes away, i.e. when it dies, whatever its PID namespace,
+//   and no PID reuse can fake it. A held lock means alive, full stop.
+// * PID-backed (anonymous segments; a forked child that could not get a
+//   private description): PID + start time (/proc/<pid>/stat). A PID of
+//   another namespace, or a /proc that cannot be read, is "unknown", which is
+//   never taken for a death.
 //
 // Claiming entry i (who does what, and what a kill between steps leaves):
-//   1. fd: take the OFD lock on byte i (non-blocking; failure: i is in use).
-//      no fd: CAS owner from 0 or from a dead identity to ours.
-//      -> killed here: lock released (fd) or owner = our dead identity:
-//         the entry is claimable again, step 2 is redone by the next claimer.
-//   2. zero the reader counts: releases read locks of a dead previous owner.
-//   3. generation += 1: tokens of the previous owner become stale.
-//   4. store identity (start time, pid namespace, owner word).
+//   1. check that the owner seen is dead (or the entry free);
+//      with a private description, take the OFD lock on byte i
+//      -> killed here: the lock goes with us; nothing else changed.
+//   2. CAS the owner word from the value seen to ours
+//      -> killed here: the entry names a dead owner: claimable again, and
+//         the next claimer redoes 3-5.
+//   3. zero the reader counts: releases read locks of a dead previous owner.
+//   4. generation += 1 (skipping any generation whose token still sits in a
+//      lock word of the segment, so a stale token can never come back to
+//      life after the 18-bit generation wraps): old tokens are stale now.
 //   5. raise the high-water mark to i + 1 so writers scan this entry's
 //      reader counts (before this handle can take any read lock).
-// A reclaimer (a waiter that found entry i dead) does 1-3 and then frees
+// A reclaimer (a waiter that found entry i dead) does 1-4 and then frees
 // the entry (owner = 0, unlock). Releasing or reclaiming the highest entry
 // lowers the mark again, so a writer's scan stays proportional to the
 // processes attached now, not to the most ever attached.
@@ -74,8 +85,12 @@ struct attach_table_header {
     std::atomic<std::uint64_t> reclaimed; ///< entries of dead processes reclaimed
 };
 
+/// Owner word: pid << 32 | (start time & 0x7fffffff) << 1 | ofd_backed; 0 = free.
+inline constexpr std::uint64_t owner_ofd_backed = 1;
+inline constexpr std::uint64_t owner_start_mask = 0x7fffffff;
+
 struct alignas(cache_line_size) attach_entry {
-    std::atomic<std::uint64_t> owner; ///< pid << 32 | low 32 bits of start time; 0 = free
+    std::atomic<std::uint64_t> owner; ///< see owner_ofd_backed; 0 = free
     std::atomic<std::uint32_t> generation;
     std::atomic<std::uint32_t> reserved;
     std::atomic<std::uint64_t> start_time;
@@ -98,7 +113,12 @@ struct attach_info {
 /// (held by unique_ptr in shmkit::segment) so lock handles can point at it.
 class attachment {
 public:
-    attachment(void* table, std::uint32_t capacity, int fd, std::string where);
+    /// `fd`: the segment's fd, or -1 (anonymous). The attachment opens its
+    /// own description of that file for its OFD locks.
+    /// `lock_words`: every token-holding lock word of the segment (rwlock
+    /// writer words, mutex owner words), checked when generations advance.
+    attachment(void* table, std::uint32_t capacity, int fd, std::string where,
+               std::vector<const std::atomic<std::uint32_t>*> lock_words);
     ~attachment();
     attachment(const attachment&) = delete;
     attachment& operator=(const attachment&) = delete;
@@ -120,7 +140,10 @@ public:
     /// scans reader slots after its CAS never misses a newly claimed entry.
     std::uint32_t high_water() const noexcept
     {
-        return static_cast<std::uint32_t>(header_->water.load(std::memory_order_seq_cst));
+        // Clamped: the word is in shared memory and must never make a scan
+        // leave the table, whatever was written there.
+        const auto hw = static_cast<std::uint32_t>(header_->water.load(std::memory_order_seq_cst));
+        return hw < capacity_ ? hw : capacity_;
     }
     std::uint32_t capacity() const noexcept { return capacity_; }
 
@@ -147,9 +170,11 @@ private:
     void attach();
     void reattach();
     void release() noexcept;
+    bool owner_alive(std::uint32_t index, std::uint64_t owner) const noexcept;
     bool try_take(std::uint32_t index, std::uint64_t seen_owner) noexcept;
     void untake(std::uint32_t index) noexcept;
     void wipe(std::uint32_t index) noexcept;
+    bool token_in_lock_word(std::uint32_t token) const noexcept;
     bool in_use(std::uint32_t index) const noexcept;
     void raise_water(std::uint32_t index) noexcept;
     void lower_water() noexcept;
@@ -157,8 +182,14 @@ private:
     attach_table_header* header_;
     attach_entry* entries_;
     std::uint32_t capacity_;
-    int fd_;
+    /// A description of the segment's file used for OFD locks only, never
+    /// mapped: a mapping holds a reference to the description it was made
+    /// from, and a forked child inherits the mappings, so locks on the
+    /// mapped description would outlive their owner. -1 without a file.
+    int fd_ = -1;
+    bool private_ofd_ = false; ///< fd_ has a description of its own: OFD locks are ours
     std::string where_;
+    std::vector<const std::atomic<std::uint32_t>*> lock_words_;
     std::atomic<std::uint32_t> token_{0};
     std::atomic<std::uint32_t> fork_generation_{0};
     std::mutex reattach_mutex_;

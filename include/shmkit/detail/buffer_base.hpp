@@ -74,10 +74,10 @@ public:
     buffer_base& operator=(const buffer_base&) = delete;
 
     // ---- Locking: the crash-recoverable rwlock of the buffer. ----------------
-    // Process-safe. A handle is used by one thread at a time for locking;
-    // locking again through the handle that holds the lock throws
-    // std::system_error. A holder that dies is recovered by the next
-    // acquirer within ~10 ms; recovered() then tells that acquirer.
+    // Process- and thread-safe; holding is recorded per thread. A thread that
+    // locks again what it holds gets std::system_error instead of a
+    // deadlock. A holder that dies is recovered by the next acquirer within
+    // ~10 ms; recovered() tells that acquirer, while it holds the lock.
 
     void lock();
     bool try_lock();
@@ -102,7 +102,8 @@ public:
     void unlock_wr() { unlock(); }
     void lock_rd() { lock_shared(); }
     void unlock_rd() { unlock_shared(); }
-    /// True if the last acquisition through this handle recovered a dead holder.
+    /// True while the calling thread holds the lock, if its acquisition
+    /// recovered a dead holder (the data may be half-updated).
     bool recovered() const noexcept { return lock_.recovered(); }
 
     // ---- Information --------------------------------------------------------
@@ -182,8 +183,8 @@ protected:
     [[noreturn]] void throw_range(std::size_t from, std::size_t count) const;
 
     /// Runs `write` as a bulk write (see the header comment). Reentrant for a
-    /// handle that already holds the write lock. Throws std::system_error if
-    /// this handle holds the lock shared (upgrading would deadlock).
+    /// thread that already holds the write lock. Throws std::system_error if
+    /// the calling thread holds the lock shared (upgrading would deadlock).
     template <class F>
     void bulk_write(F&& write)
     {
@@ -202,7 +203,7 @@ protected:
     }
 
     /// Runs `copy` until it observed a state no bulk write overlapped. Under
-    /// a lock held by this handle (shared or exclusive) it runs once.
+    /// a lock held by the calling thread (shared or exclusive) it runs once.
     template <class F>
     void bulk_read(F&& copy) const
     {

@@ -35,20 +35,40 @@ inline std::uint32_t fork_generation() noexcept
 /// a forked child). Also installs the fork handlers on first use.
 const process_identity& current_identity();
 
-/// Start time of `pid`, or 0 if no such process exists or it is a zombie.
+enum class process_state { running, gone, unknown };
+struct process_state_info {
+    process_state state;
+    std::uint64_t start_time;
+};
+
+/// What /proc/<pid>/stat says. `gone`: no such process, or a zombie whose
+/// threads have all exited. `unknown`: /proc could not be read (not mounted,
+/// hidepid, EMFILE): never to be taken for a death.
+process_state_info probe_start_time(std::uint32_t pid) noexcept;
+
+/// Start time of `pid` if it is running, else 0.
 std::uint64_t process_start_time(std::uint32_t pid) noexcept;
 
 enum class liveness { alive, dead, unknown };
 
-/// Whether the process with this identity still runs. `unknown` when it lives
-/// in another PID namespace (its PID means nothing here).
-liveness probe_process(std::uint32_t pid, std::uint64_t start_time, std::uint64_t pidns) noexcept;
+/// Whether the process with this identity still runs, comparing the start
+/// time under `start_mask`. `unknown` when it lives in another PID namespace
+/// (its PID means nothing here) or /proc cannot tell.
+liveness probe_process(std::uint32_t pid, std::uint64_t start_time, std::uint64_t start_mask,
+                       std::uint64_t pidns) noexcept;
 
 /// Registers an fd of a shmkit region so that a forked child gives it a
 /// private open file description (see region.cpp: liveness locks are held per
 /// open file description, and a child must not keep its parent's alive).
-void register_private_fd(int fd);
+/// `shared_description`: the fd could not be given a private description.
+void register_private_fd(int fd, bool shared_description = false);
 void unregister_private_fd(int fd) noexcept;
+
+/// False if `fd` shares its open file description with another process
+/// (a forked child where /proc was unavailable, an fd adopted without
+/// /proc), or is not a region fd: OFD locks through it cannot tell this
+/// process from the sharer.
+bool has_private_description(int fd) noexcept;
 
 /// Opens a new open file description for the same file as `fd`
 /// (through /proc/self/fd). Returns -1 with errno set on failure.

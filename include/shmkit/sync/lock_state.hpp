@@ -28,6 +28,10 @@ struct rwlock_state {
     /// Bumped by a reader that leaves while a writer waits for readers.
     std::atomic<std::uint32_t> drain_seq;
     std::atomic<std::uint32_t> drain_waiters;
+    /// Set when a dead writer is taken over (by a writer or a reader);
+    /// cleared when the next writer unlocks. While set, every acquirer is
+    /// told recovered(): the data may be half-updated until a writer repairs it.
+    std::atomic<std::uint32_t> dirty;
     /// Locks recovered from dead writers, and dead readers released.
     std::atomic<std::uint64_t> recoveries;
     std::atomic<std::uint64_t> reader_recoveries;

@@ -77,9 +77,11 @@ public:
     /// Throws std::system_error (operation_not_permitted) if not held here.
     void unlock()
     {
-        detail::held_lock* h = detail::find_held(key());
+        detail::held_lock* h = detail::find_record(key());
         if (SHMKIT_UNLIKELY(!h)) throw_not_held();
+        const bool inherited = h->inherited;
         detail::forget_held(h);
+        if (SHMKIT_UNLIKELY(inherited)) return; // the parent's, in a forked child
         detail::release_token_word(s_->owner, s_->waiters);
     }
 

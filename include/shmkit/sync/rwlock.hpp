@@ -71,7 +71,7 @@ public:
         if (SHMKIT_LIKELY(s_->writer.compare_exchange_strong(expected, me, std::memory_order_seq_cst,
                                                               std::memory_order_relaxed)) &&
             SHMKIT_LIKELY(no_readers())) {
-            note_held(detail::hold_mode::exclusive, false);
+            note_held(detail::hold_mode::exclusive, dirty());
             return;
         }
         lock_slow(expected == 0, nullptr);
@@ -97,9 +97,15 @@ public:
     /// (operation_not_permitted) if this handle does not hold it.
     void unlock()
     {
-        detail::held_lock* h = detail::find_held(key());
+        detail::held_lock* h = detail::find_record(key());
         if (SHMKIT_UNLIKELY(!h || h->mode != detail::hold_mode::exclusive)) throw_not_held();
+        const bool inherited = h->inherited;
         detail::forget_held(h);
+        if (SHMKIT_UNLIKELY(inherited)) return; // the parent's, in a forked child
+        // The holder of the write lock is the one to repair what a dead
+        // writer left: once it unlocks, the data counts as repaired.
+        if (SHMKIT_UNLIKELY(s_->dirty.load(std::memory_order_relaxed) != 0))
+            s_->dirty.store(0, std::memory_order_relaxed);
         detail::release_token_word(s_->writer, s_->waiters);
     }
 
@@ -107,8 +113,9 @@ public:
     void lock_shared()
     {
         prepare_acquire();
+        att_->token(); // may re-register (and throw) in a forked child
         if (SHMKIT_LIKELY(enter_reader())) {
-            note_held(detail::hold_mode::shared, false);
+            note_held(detail::hold_mode::shared, dirty());
             return;
         }
         lock_shared_slow(nullptr);
@@ -126,9 +133,10 @@ public:
     bool try_lock_shared_until(const std::chrono::time_point<Clock, Duration>& tp)
     {
         prepare_acquire();
+        att_->token();
         const auto dl = to_deadline(tp);
         if (enter_reader()) {
-            note_held(detail::hold_mode::shared, false);
+            note_held(detail::hold_mode::shared, dirty());
             return true;
         }
         return lock_shared_slow(&dl);
@@ -137,9 +145,11 @@ public:
     /// Releases a shared lock. Throws std::system_error if not held.
     void unlock_shared()
     {
-        detail::held_lock* h = detail::find_held(key());
+        detail::held_lock* h = detail::find_record(key());
         if (SHMKIT_UNLIKELY(!h || h->mode != detail::hold_mode::shared)) throw_not_held();
+        const bool inherited = h->inherited;
         detail::forget_held(h);
+        if (SHMKIT_UNLIKELY(inherited)) return; // the parent's count, in a forked child
         leave_reader();
     }
 
@@ -184,8 +194,11 @@ private:
 
     void prepare_acquire() const
     {
-        if (SHMKIT_UNLIKELY(detail::find_held(key()) != nullptr)) throw_already_held();
+        if (SHMKIT_UNLIKELY(!detail::may_acquire(key()))) throw_already_held();
     }
+
+    /// A dead writer was taken over and no writer has unlocked since.
+    bool dirty() const noexcept { return s_->dirty.load(std::memory_order_acquire) != 0; }
 
     /// Records the acquisition for this thread; if it cannot (16 locks held
     /// already), releases the lock again and throws.
@@ -205,9 +218,10 @@ private:
     // Dekker pairing with the writer: the reader increments its slot and then
     // loads `writer`; the writer CASes `writer` and then loads every slot.
     // Both seq_cst, so at least one of them sees the other.
+    /// The caller has called att_->token() (which re-registers a forked
+    /// child and may throw) before this.
     bool enter_reader() noexcept
     {
-        att_->token(); // re-registers in a forked child before the slot is used
         auto& slot = my_reader_slot();
         slot.fetch_add(1, std::memory_order_seq_cst);
         if (SHMKIT_LIKELY(s_->writer.load(std::memory_order_seq_cst) == 0)) return true;

@@ -76,19 +76,22 @@ segment buffer_base::open_fd(int fd, const buffer_spec& spec)
 
 buffer_base::buffer_base(segment seg, const buffer_spec& spec_in) : seg_(std::move(seg)), spec_(spec_in)
 {
-    const segment_header& h = seg_.header();
-    // The header is validated; what it says about the payload is checked
-    // here before any element is touched.
-    if (spec_.elem_size == 0) spec_.elem_size = h.elem_size; // str_buffer opened by path: width from the header
-    if (h.params[0] != spec_.stride && spec_.stride != 0)
-        throw_error(errc::corrupt_header, seg_.name(), "element stride " + std::to_string(h.params[0]) +
-                                                           ", expected " + std::to_string(spec_.stride));
-    spec_.stride = static_cast<std::uint32_t>(h.params[0]);
-    const auto bytes = checked_mul(h.capacity, spec_.stride);
+    // The header is validated (and the segment works from a private copy);
+    // what it says about the payload is checked here before any element is
+    // touched.
+    if (spec_.elem_size == 0) spec_.elem_size = seg_.header().elem_size; // str_buffer by path: width from the header
+    const std::uint64_t stride = seg_.param(0);
+    if (stride != spec_.stride && spec_.stride != 0)
+        throw_error(errc::corrupt_header, seg_.name(),
+                    "element stride " + std::to_string(stride) + ", expected " + std::to_string(spec_.stride));
+    if (stride > UINT32_MAX || stride < spec_.elem_size || spec_.elem_size == 0)
+        throw_error(errc::corrupt_header, seg_.name(), "bad element stride " + std::to_string(stride));
+    spec_.stride = static_cast<std::uint32_t>(stride);
+    const auto bytes = checked_mul(seg_.capacity(), spec_.stride);
     const auto need = bytes ? checked_add(*bytes, buffer_payload_offset) : std::nullopt;
-    if (h.capacity == 0 || spec_.stride < spec_.elem_size || !need || *need > h.data_size)
+    if (seg_.capacity() == 0 || !need || *need > seg_.data_size())
         throw_error(errc::corrupt_header, seg_.name(), "buffer capacity and element size do not fit the data area");
-    capacity_ = static_cast<std::size_t>(h.capacity);
+    capacity_ = static_cast<std::size_t>(seg_.capacity());
     char* data = static_cast<char*>(seg_.data());
     control_ = reinterpret_cast<buffer_control*>(data);
     counters_ = reinterpret_cast<buffer_counters*>(data + sizeof(buffer_control));

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include <fcntl.h>
+#include <unistd.h>
 
 namespace shmkit {
 namespace detail {
@@ -43,18 +44,34 @@ bool ofd_held_elsewhere(int fd, std::uint32_t index) noexcept
     return fl.l_type != F_UNLCK;
 }
 
-std::uint64_t owner_word(const process_identity& id) noexcept
+std::uint64_t owner_word(const process_identity& id, bool ofd_backed) noexcept
 {
-    return (std::uint64_t(id.pid) << 32) | (id.start_time & 0xffffffffu);
+    return (std::uint64_t(id.pid) << 32) | ((id.start_time & owner_start_mask) << 1) |
+           (ofd_backed ? owner_ofd_backed : 0);
 }
+
+std::uint32_t owner_pid(std::uint64_t owner) noexcept { return std::uint32_t(owner >> 32); }
+std::uint64_t owner_start(std::uint64_t owner) noexcept { return (owner >> 1) & owner_start_mask; }
 
 } // namespace
 
-attachment::attachment(void* table, std::uint32_t capacity, int fd, std::string where)
+attachment::attachment(void* table, std::uint32_t capacity, int fd, std::string where,
+                       std::vector<const std::atomic<std::uint32_t>*> lock_words)
     : header_(static_cast<attach_table_header*>(table)),
       entries_(reinterpret_cast<attach_entry*>(static_cast<char*>(table) + sizeof(attach_table_header))),
-      capacity_(capacity), fd_(fd), where_(std::move(where))
+      capacity_(capacity), where_(std::move(where)), lock_words_(std::move(lock_words))
 {
+    if (fd >= 0) {
+        // Our own description, for locks only (see fd_). Registered so that
+        // a forked child swaps its inherited copy for a fresh description
+        // and does not keep our locks alive.
+        int own = reopen_fd(fd, true);
+        const bool shared = own < 0;
+        if (shared) own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (own < 0) throw_errno(errno, where_, "cannot open a lock descriptor");
+        fd_ = own;
+        register_private_fd(fd_, shared);
+    }
     attach();
 }
 
@@ -74,33 +91,46 @@ attachment::~attachment()
         if (key >= self && key < self + sizeof(attachment)) sync::detail::forget_held(&held.locks[i]);
     }
     release();
+    if (fd_ >= 0) {
+        unregister_private_fd(fd_);
+        ::close(fd_);
+    }
+}
+
+// Whether the owner recorded as `owner` in entry i still runs. A held OFD
+// lock is proof of life; only its absence, or a PID probe that positively
+// finds the process gone, is proof of death.
+bool attachment::owner_alive(std::uint32_t i, std::uint64_t owner) const noexcept
+{
+    if (owner == 0) return false;
+    const attach_entry& e = entries_[i];
+    const auto probe = [&] {
+        return probe_process(owner_pid(owner), owner_start(owner), owner_start_mask,
+                             e.pidns.load(std::memory_order_relaxed)) != liveness::dead;
+    };
+    if ((owner & owner_ofd_backed) && fd_ >= 0) {
+        if (ofd_held_elsewhere(fd_, i)) return true;
+        // Not held by another description. With a private description of
+        // our own that settles it; a shared one might be the holder's.
+        return private_ofd_ ? false : probe();
+    }
+    return probe();
 }
 
 bool attachment::try_take(std::uint32_t i, std::uint64_t seen_owner) noexcept
 {
     attach_entry& e = entries_[i];
-    if (fd_ >= 0) {
-        // The OFD lock decides. Skipping owners the PID probe sees alive
-        // first guards the case where a forked child could not get a private
-        // open file description (no /proc): its lock attempt would then
-        // succeed on the parent's own lock.
-        if (seen_owner != 0 &&
-            probe_process(std::uint32_t(seen_owner >> 32), e.start_time.load(std::memory_order_relaxed),
-                          e.pidns.load(std::memory_order_relaxed)) == liveness::alive)
-            return false;
-        return ofd_try_lock(fd_, i);
-    }
-    // No fd: the owner word itself is the claim. Only a free entry or one
-    // whose owner is dead may be taken, and only if nobody took it since.
-    if (seen_owner != 0 &&
-        probe_process(std::uint32_t(seen_owner >> 32), e.start_time.load(std::memory_order_relaxed),
-                      e.pidns.load(std::memory_order_relaxed)) != liveness::dead)
-        return false;
-    std::uint64_t expected = seen_owner;
+    if (owner_alive(i, seen_owner)) return false;
+    // Another claimer with a private description may be between its OFD lock
+    // and its CAS; the lock keeps two such claimers apart, the CAS settles
+    // everything else (and makes our identity visible with the claim).
+    if (private_ofd_ && !ofd_try_lock(fd_, i)) return false;
     const process_identity& id = current_identity();
-    if (!e.owner.compare_exchange_strong(expected, owner_word(id), std::memory_order_acq_rel)) return false;
-    // Our identity must be complete as soon as the owner word names us, so
-    // that a claimer that finds us dead later can tell (start time check).
+    std::uint64_t expected = seen_owner;
+    if (!e.owner.compare_exchange_strong(expected, owner_word(id, private_ofd_), std::memory_order_acq_rel)) {
+        untake(i);
+        return false;
+    }
     e.start_time.store(id.start_time, std::memory_order_relaxed);
     e.pidns.store(id.pidns, std::memory_order_relaxed);
     return true;
@@ -108,7 +138,14 @@ bool attachment::try_take(std::uint32_t i, std::uint64_t seen_owner) noexcept
 
 void attachment::untake(std::uint32_t i) noexcept
 {
-    if (fd_ >= 0) ofd_unlock(fd_, i);
+    if (private_ofd_) ofd_unlock(fd_, i);
+}
+
+bool attachment::token_in_lock_word(std::uint32_t token) const noexcept
+{
+    for (const auto* w : lock_words_)
+        if ((w->load(std::memory_order_relaxed) & token_mask) == token) return true;
+    return false;
 }
 
 void attachment::wipe(std::uint32_t i) noexcept
@@ -118,7 +155,11 @@ void attachment::wipe(std::uint32_t i) noexcept
     // zeroing releases exactly the read locks it held.
     for (auto& r : e.readers) r.store(0, std::memory_order_relaxed);
     // Release: a checker that sees the new generation also sees zero readers.
-    e.generation.fetch_add(1, std::memory_order_acq_rel);
+    // A generation whose token a dead holder left in a lock word is skipped:
+    // after 2^18 claims the generation wraps, and that token would otherwise
+    // name us and never be recovered.
+    std::uint32_t gen = e.generation.fetch_add(1, std::memory_order_acq_rel) + 1;
+    while (token_in_lock_word(make_token(i, gen))) gen = e.generation.fetch_add(1, std::memory_order_acq_rel) + 1;
 }
 
 bool attachment::in_use(std::uint32_t i) const noexcept
@@ -161,15 +202,12 @@ void attachment::lower_water() noexcept
 
 void attachment::attach()
 {
-    const process_identity& id = current_identity();
+    private_ofd_ = fd_ >= 0 && has_private_description(fd_);
     for (std::uint32_t i = 0; i < capacity_; ++i) {
         attach_entry& e = entries_[i];
         const std::uint64_t seen = e.owner.load(std::memory_order_acquire);
         if (!try_take(i, seen)) continue;
         wipe(i);
-        e.start_time.store(id.start_time, std::memory_order_relaxed);
-        e.pidns.store(id.pidns, std::memory_order_relaxed);
-        e.owner.store(owner_word(id), std::memory_order_release);
         if (seen != 0) header_->reclaimed.fetch_add(1, std::memory_order_relaxed);
         header_->attaches.fetch_add(1, std::memory_order_relaxed);
         raise_water(i);
@@ -201,15 +239,12 @@ void attachment::release() noexcept
 
 bool attachment::entry_alive(std::uint32_t i) const noexcept
 {
-    const attach_entry& e = entries_[i];
-    const std::uint64_t owner = e.owner.load(std::memory_order_acquire);
+    if (i >= capacity_) return false;
+    const std::uint64_t owner = entries_[i].owner.load(std::memory_order_acquire);
     if (owner == 0) return false;
     const bool ours = token_.load(std::memory_order_relaxed) != 0 && i == index() &&
                       fork_generation_.load(std::memory_order_relaxed) == fork_generation();
-    if (ours) return true;
-    if (fd_ >= 0 && !ofd_held_elsewhere(fd_, i)) return false;
-    return probe_process(std::uint32_t(owner >> 32), e.start_time.load(std::memory_order_relaxed),
-                         e.pidns.load(std::memory_order_relaxed)) != liveness::dead;
+    return ours || owner_alive(i, owner);
 }
 
 bool attachment::token_alive(std::uint32_t token) const noexcept
@@ -226,7 +261,9 @@ bool attachment::reclaim_if_dead(std::uint32_t i) noexcept
     if (i >= capacity_) return false;
     attach_entry& e = entries_[i];
     const std::uint64_t seen = e.owner.load(std::memory_order_acquire);
-    if (entry_alive(i)) return false;
+    if (seen != 0 && i == index() && token_.load(std::memory_order_relaxed) != 0 &&
+        fork_generation_.load(std::memory_order_relaxed) == fork_generation())
+        return false; // our own entry
     if (!try_take(i, seen)) return false;
     wipe(i);
     e.owner.store(0, std::memory_order_release);

@@ -21,12 +21,17 @@ std::atomic<std::uint32_t> fork_generation_counter{0};
 
 namespace {
 
-// fds of shmkit regions in this process. Guarded by registry_mutex, which the
-// atfork prepare handler takes so that the child sees a consistent vector.
+// fds of shmkit regions in this process, and whether each has an open file
+// description of its own. Guarded by registry_mutex, which the atfork
+// prepare handler takes so that the child sees a consistent registry.
+struct registered_fd {
+    int fd;
+    bool shared_description; ///< could not be made private (no /proc, EMFILE)
+};
 std::mutex registry_mutex;
-std::vector<int>& private_fds()
+std::vector<registered_fd>& private_fds()
 {
-    static std::vector<int> fds;
+    static std::vector<registered_fd> fds;
     return fds;
 }
 
@@ -56,16 +61,19 @@ void atfork_parent() { registry_mutex.unlock(); }
 // when it re-registers on first use of the handle.
 void atfork_child()
 {
-    for (int fd : private_fds()) {
-        const int fresh = reopen_fd(fd, true);
-        if (fresh < 0) continue; // no /proc: the handle falls back to PID probing
-        ::dup3(fresh, fd, O_CLOEXEC);
-        ::close(fresh);
+    for (registered_fd& r : private_fds()) {
+        const int fresh = reopen_fd(r.fd, true);
+        if (fresh < 0 || ::dup3(fresh, r.fd, O_CLOEXEC) < 0) {
+            // Still the parent's description: this child's handles must not
+            // rely on OFD locks (see attach_table.cpp). No allocation here.
+            r.shared_description = true;
+        }
+        if (fresh >= 0) ::close(fresh);
     }
     fork_generation_counter.fetch_add(1, std::memory_order_relaxed);
     // Locks the forking thread held belong to the parent (their words name
     // the parent's token); the child holds none of them.
-    sync::detail::held_by_this_thread.count = 0;
+    sync::detail::mark_all_inherited();
     registry_mutex.unlock();
 }
 
@@ -110,53 +118,78 @@ const process_identity& current_identity()
     return cached;
 }
 
-std::uint64_t process_start_time(std::uint32_t pid) noexcept
+process_state_info probe_start_time(std::uint32_t pid) noexcept
 {
     char path[64];
     std::snprintf(path, sizeof path, "/proc/%u/stat", pid);
     std::FILE* f = std::fopen(path, "re");
-    if (!f) return 0;
+    if (!f) return {errno == ENOENT || errno == ESRCH ? process_state::gone : process_state::unknown, 0};
     char buf[1024];
     const std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
     std::fclose(f);
+    if (n == 0) return {process_state::gone, 0}; // it exited while we read
     buf[n] = '\0';
     // The command name (field 2) may contain spaces and parentheses: fields
     // are counted from the last ')'.
     const char* p = std::strrchr(buf, ')');
-    if (!p) return 0;
+    if (!p) return {process_state::unknown, 0};
     ++p;
     char state = 0;
+    long threads = 0;
     unsigned long long start = 0;
-    // Field 3 is the state, field 22 the start time.
-    if (std::sscanf(p, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-                    &state, &start) != 2)
-        return 0;
-    if (state == 'Z' || state == 'X' || state == 'x') return 0; // zombies hold nothing
-    return start;
+    // Field 3 is the state, field 20 the number of threads, field 22 the start time.
+    if (std::sscanf(p, " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %ld %*d %llu", &state,
+                    &threads, &start) != 3)
+        return {process_state::unknown, 0};
+    // A zombie holds nothing, unless only its main thread has exited
+    // (pthread_exit) while other threads run: then it is alive.
+    if ((state == 'Z' || state == 'X' || state == 'x') && threads <= 1) return {process_state::gone, start};
+    return {process_state::running, start};
 }
 
-liveness probe_process(std::uint32_t pid, std::uint64_t start_time, std::uint64_t pidns) noexcept
+std::uint64_t process_start_time(std::uint32_t pid) noexcept
+{
+    const process_state_info s = probe_start_time(pid);
+    return s.state == process_state::running ? s.start_time : 0;
+}
+
+liveness probe_process(std::uint32_t pid, std::uint64_t start_time, std::uint64_t start_mask,
+                       std::uint64_t pidns) noexcept
 {
     if (pid == 0) return liveness::dead;
     const std::uint64_t ours = current_identity().pidns;
     if (pidns != 0 && ours != 0 && pidns != ours) return liveness::unknown;
-    const std::uint64_t now = process_start_time(pid);
-    return (now != 0 && now == start_time) ? liveness::alive : liveness::dead;
+    const process_state_info s = probe_start_time(pid);
+    switch (s.state) {
+    case process_state::unknown: return liveness::unknown; // never "dead" on a failed look
+    case process_state::gone: return liveness::dead;
+    case process_state::running: break;
+    }
+    // Same PID, other start time: the PID was reused; ours is dead.
+    return (s.start_time & start_mask) == (start_time & start_mask) ? liveness::alive : liveness::dead;
 }
 
-void register_private_fd(int fd)
+void register_private_fd(int fd, bool shared_description)
 {
     current_identity(); // installs the fork handlers
     std::lock_guard<std::mutex> lock(registry_mutex);
-    private_fds().push_back(fd);
+    private_fds().push_back({fd, shared_description});
 }
 
 void unregister_private_fd(int fd) noexcept
 {
     std::lock_guard<std::mutex> lock(registry_mutex);
     auto& v = private_fds();
-    auto it = std::find(v.begin(), v.end(), fd);
+    auto it = std::find_if(v.begin(), v.end(), [fd](const registered_fd& r) { return r.fd == fd; });
     if (it != v.end()) v.erase(it);
+}
+
+bool has_private_description(int fd) noexcept
+{
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    for (const registered_fd& r : private_fds())
+        if (r.fd == fd) return !r.shared_description;
+    return false;
 }
 
 } // namespace detail

@@ -80,12 +80,21 @@ void reserve(int fd, std::size_t size, const std::string& where)
 struct staged_file {
     detail::unique_fd fd;
     std::string temp_name; // empty with O_TMPFILE
+    staged_file() = default;
+    staged_file(staged_file&& o) noexcept : fd(std::move(o.fd)), temp_name(std::exchange(o.temp_name, {})) {}
+    staged_file& operator=(staged_file&&) = delete;
+    // A named temporary left behind by a failure is removed (an O_TMPFILE
+    // one has no name to remove).
+    ~staged_file()
+    {
+        if (!temp_name.empty()) ::unlink(temp_name.c_str());
+    }
 };
 
 staged_file stage_file(const std::string& dir, const std::string& target, mode_t mode)
 {
     staged_file s;
-    s.fd.reset(::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, mode & 07777));
+    s.fd.reset(::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, mode & 0777));
     if (!s.fd) {
         if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
             detail::throw_errno(errno, target, "cannot create");
@@ -93,11 +102,11 @@ staged_file stage_file(const std::string& dir, const std::string& target, mode_t
         s.temp_name = dir + "/.shmkit-tmp." + std::to_string(::getpid()) + "." +
                       std::to_string(counter.fetch_add(1));
         s.fd.reset(::open(s.temp_name.c_str(), O_CREAT | O_EXCL | O_NOFOLLOW | O_RDWR | O_CLOEXEC,
-                          mode & 07777));
+                          mode & 0777));
         if (!s.fd) detail::throw_errno(errno, target, "cannot create");
     }
     // The umask must not weaken or widen what the caller asked for.
-    if (::fchmod(s.fd.get(), mode & 07777) != 0) detail::throw_errno(errno, target, "cannot set mode");
+    if (::fchmod(s.fd.get(), mode & 0777) != 0) detail::throw_errno(errno, target, "cannot set mode");
     return s;
 }
 
@@ -113,7 +122,7 @@ bool publish(staged_file& s, const std::string& target)
     else
         r = ::link(s.temp_name.c_str(), target.c_str());
     const int err = errno;
-    if (!s.temp_name.empty()) ::unlink(s.temp_name.c_str());
+    if (!s.temp_name.empty()) ::unlink(std::exchange(s.temp_name, {}).c_str());
     if (r == 0) return true;
     if (err == EEXIST) return false;
     detail::throw_errno(err, target, "cannot publish");
@@ -121,7 +130,9 @@ bool publish(staged_file& s, const std::string& target)
 
 detail::unique_fd open_existing(const std::string& path, bool& missing)
 {
-    detail::unique_fd fd(::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC));
+    // O_NONBLOCK | O_NOCTTY: if `path` is a FIFO or a device, opening it has
+    // no side effect before the S_ISREG check refuses it.
+    detail::unique_fd fd(::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY));
     missing = !fd && errno == ENOENT;
     if (!fd && !missing) {
         if (errno == ELOOP) detail::throw_errno(ELOOP, path, "is a symbolic link; refusing to follow it");
@@ -163,7 +174,6 @@ region::region(region&& o) noexcept
 region& region::operator=(region&& o) noexcept
 {
     if (this != &o) {
-        if (fd_) detail::unregister_private_fd(fd_.get());
         fd_ = std::move(o.fd_);
         mapping_ = std::move(o.mapping_);
         base_ = std::exchange(o.base_, nullptr);
@@ -175,10 +185,7 @@ region& region::operator=(region&& o) noexcept
     return *this;
 }
 
-region::~region()
-{
-    if (fd_) detail::unregister_private_fd(fd_.get());
-}
+region::~region() = default;
 
 void region::map(std::size_t size)
 {
@@ -199,7 +206,6 @@ void region::map(std::size_t size)
 void region::adopt_private_fd(detail::unique_fd fd)
 {
     fd_ = std::move(fd);
-    detail::register_private_fd(fd_.get());
 }
 
 // Stage, reserve, initialise, then link: nobody can open a named segment

@@ -85,8 +85,26 @@ region_initializer segment::initializer(const segment_layout& layout, data_initi
 segment::segment(shmkit::region r, const segment_expectation& expect) : region_(std::move(r))
 {
     header_ = &detail::validate_header(region_.data(), region_.size(), expect, region_.name());
-    att_ = std::make_unique<detail::attachment>(at(header_->attach_offset), header_->attach_capacity,
-                                                region_.fd(), region_.name());
+    const detail::segment_header& h = *header_;
+    geometry_.elem_size = h.elem_size;
+    geometry_.attach_capacity = h.attach_capacity;
+    geometry_.n_rwlocks = h.n_rwlocks;
+    geometry_.n_mutexes = h.n_mutexes;
+    geometry_.capacity = h.capacity;
+    geometry_.attach_offset = h.attach_offset;
+    geometry_.sync_offset = h.sync_offset;
+    geometry_.data_offset = h.data_offset;
+    geometry_.data_size = h.data_size;
+    for (int i = 0; i < 4; ++i) geometry_.params[i] = h.params[i];
+    // Validate the copy again: the shared header may have changed between
+    // the validation and the copy (a hostile or broken writer).
+    if (detail::header_checksum(h) != h.checksum || geometry_.capacity != h.capacity)
+        detail::throw_error(errc::corrupt_header, region_.name(), "header changed while being opened");
+    std::vector<const std::atomic<std::uint32_t>*> lock_words;
+    for (std::uint32_t i = 0; i < geometry_.n_rwlocks; ++i) lock_words.push_back(&rwlock_state(i).writer);
+    for (std::uint32_t i = 0; i < geometry_.n_mutexes; ++i) lock_words.push_back(&mutex_state(i).owner);
+    att_ = std::make_unique<detail::attachment>(at(geometry_.attach_offset), geometry_.attach_capacity,
+                                                region_.fd(), region_.name(), std::move(lock_words));
 }
 
 segment& segment::operator=(segment&& o) noexcept
@@ -95,6 +113,7 @@ segment& segment::operator=(segment&& o) noexcept
         att_.reset(); // touches our mapping: before region_ is replaced
         region_ = std::move(o.region_);
         header_ = std::exchange(o.header_, nullptr);
+        geometry_ = o.geometry_;
         att_ = std::move(o.att_);
     }
     return *this;
@@ -159,44 +178,44 @@ segment segment::from_fd(int fd, const segment_expectation& expect)
 
 sync::rwlock_state& segment::rwlock_state(std::uint32_t i) const noexcept
 {
-    return static_cast<sync::rwlock_state*>(at(header_->sync_offset))[i];
+    return static_cast<sync::rwlock_state*>(at(geometry_.sync_offset))[i];
 }
 
 sync::mutex_state& segment::mutex_state(std::uint32_t i) const noexcept
 {
-    return static_cast<sync::mutex_state*>(at(header_->sync_offset + header_->n_rwlocks * cache_line_size))[i];
+    return static_cast<sync::mutex_state*>(at(geometry_.sync_offset + geometry_.n_rwlocks * cache_line_size))[i];
 }
 
 sync::rwlock segment::rwlock(std::uint32_t i) const
 {
-    if (i >= header_->n_rwlocks)
+    if (i >= geometry_.n_rwlocks)
         throw std::out_of_range("shmkit: " + name() + ": rwlock " + std::to_string(i) + " of " +
-                                std::to_string(header_->n_rwlocks));
+                                std::to_string(geometry_.n_rwlocks));
     return sync::rwlock(rwlock_state(i), *att_, i);
 }
 
 sync::mutex segment::mutex(std::uint32_t i) const
 {
-    if (i >= header_->n_mutexes)
+    if (i >= geometry_.n_mutexes)
         throw std::out_of_range("shmkit: " + name() + ": mutex " + std::to_string(i) + " of " +
-                                std::to_string(header_->n_mutexes));
+                                std::to_string(geometry_.n_mutexes));
     return sync::mutex(mutex_state(i), *att_, i);
 }
 
 segment_stats segment::stats() const
 {
     segment_stats s;
-    s.attach_capacity = header_->attach_capacity;
+    s.attach_capacity = geometry_.attach_capacity;
     for (const auto& e : att_->entries_in_use()) (e.alive ? s.attached_alive : s.attached_dead) += 1;
-    const auto* th = static_cast<const detail::attach_table_header*>(at(header_->attach_offset));
+    const auto* th = static_cast<const detail::attach_table_header*>(at(geometry_.attach_offset));
     s.attaches = th->attaches.load(std::memory_order_relaxed);
     s.reclaimed = th->reclaimed.load(std::memory_order_relaxed);
-    for (std::uint32_t i = 0; i < header_->n_rwlocks; ++i) {
+    for (std::uint32_t i = 0; i < geometry_.n_rwlocks; ++i) {
         const auto& st = rwlock_state(i);
         s.lock_recoveries += st.recoveries.load(std::memory_order_relaxed) +
                              st.reader_recoveries.load(std::memory_order_relaxed);
     }
-    for (std::uint32_t i = 0; i < header_->n_mutexes; ++i)
+    for (std::uint32_t i = 0; i < geometry_.n_mutexes; ++i)
         s.lock_recoveries += mutex_state(i).recoveries.load(std::memory_order_relaxed);
     return s;
 }

@@ -28,7 +28,7 @@ acquire_status mutex::note_held(acquire_status st)
 
 acquire_status mutex::acquire_until(const deadline_clock::time_point* deadline)
 {
-    if (detail::find_held(key())) throw_already_held();
+    if (!detail::may_acquire(key())) throw_already_held();
     const std::uint32_t me = att_->token();
     std::uint32_t expected = 0;
     if (SHMKIT_LIKELY(s_->owner.compare_exchange_strong(expected, me, std::memory_order_acquire,
@@ -45,7 +45,7 @@ acquire_status mutex::acquire_until(const deadline_clock::time_point* deadline)
 
 bool mutex::try_lock()
 {
-    if (detail::find_held(key())) throw_already_held();
+    if (!detail::may_acquire(key())) throw_already_held();
     std::uint32_t expected = 0;
     if (!s_->owner.compare_exchange_strong(expected, att_->token(), std::memory_order_acquire,
                                            std::memory_order_relaxed))

@@ -48,15 +48,16 @@ bool rwlock::try_lock()
         detail::release_token_word(s_->writer, s_->waiters);
         return false;
     }
-    note_held(detail::hold_mode::exclusive, false);
+    note_held(detail::hold_mode::exclusive, dirty());
     return true;
 }
 
 bool rwlock::try_lock_shared()
 {
     prepare_acquire();
+    att_->token();
     if (!enter_reader()) return false;
-    note_held(detail::hold_mode::shared, false);
+    note_held(detail::hold_mode::shared, dirty());
     return true;
 }
 
@@ -67,7 +68,7 @@ bool rwlock::lock_slow(bool have_writer_word, const deadline_clock::time_point* 
 {
     bool recovered = false;
     if (!have_writer_word) {
-        const detail::token_word_ref ref{s_->writer, s_->waiters, s_->recoveries};
+        const detail::token_word_ref ref{s_->writer, s_->waiters, s_->recoveries, &s_->dirty};
         const auto r = detail::acquire_token_word(ref, *att_, att_->token(), deadline);
         if (r == detail::word_outcome::timed_out) return false;
         recovered = r == detail::word_outcome::recovered;
@@ -76,7 +77,7 @@ bool rwlock::lock_slow(bool have_writer_word, const deadline_clock::time_point* 
         detail::release_token_word(s_->writer, s_->waiters);
         return false;
     }
-    note_held(detail::hold_mode::exclusive, recovered);
+    note_held(detail::hold_mode::exclusive, recovered || dirty());
     return true;
 }
 
@@ -84,31 +85,47 @@ bool rwlock::lock_slow(bool have_writer_word, const deadline_clock::time_point* 
 // now see the writer word and back off, so counts only fall, except the
 // count of a dead reader: after a poll interval without progress its entry
 // is checked and, if its process is gone, reclaimed (which zeroes it).
+// Waits for each process's reader count to reach zero. Readers that arrive
+// now see the writer word and back off, so counts only fall, except the
+// count of a dead reader: once a count has not changed for a whole poll
+// interval (by the clock: arriving readers that back off wake us often, and
+// must not postpone the check), its entry is checked and, if its process is
+// gone, reclaimed, which zeroes it.
 bool rwlock::drain_readers(const deadline_clock::time_point* deadline, bool& recovered)
 {
     const std::uint32_t hw = att_->high_water();
     for (std::uint32_t i = 0; i < hw; ++i) {
         auto& slot = att_->entry(i).readers[index_];
-        for (int spins = 0; slot.load(std::memory_order_seq_cst) != 0; ++spins) {
+        std::uint32_t watched = slot.load(std::memory_order_seq_cst);
+        auto since = deadline_clock::now();
+        for (int spins = 0; watched != 0; ++spins) {
             if (spins < spin_iterations) {
                 cpu_relax();
+                watched = slot.load(std::memory_order_seq_cst);
                 continue;
             }
-            if (past(deadline)) return false;
-            const auto until = next_poll(deadline);
+            const auto now = deadline_clock::now();
+            if (deadline && now >= *deadline) return false;
+            if (now - since >= liveness_poll_interval) {
+                if (att_->reclaim_if_dead(i)) {
+                    s_->reader_recoveries.fetch_add(1, std::memory_order_relaxed);
+                    recovered = true;
+                }
+                since = now;
+            }
+            auto until = since + liveness_poll_interval;
+            if (deadline) until = std::min(until, *deadline);
             // Register, then read the sequence, then re-check the slot: a
             // reader leaving after our registration bumps the sequence (and
             // our futex_wait returns), one leaving before it is seen by the
             // re-check. See wake_draining_writer().
             s_->drain_waiters.fetch_add(1, std::memory_order_seq_cst);
             const std::uint32_t seq = s_->drain_seq.load(std::memory_order_seq_cst);
-            wait_result r = wait_result::value_changed;
-            if (slot.load(std::memory_order_seq_cst) != 0) r = futex_wait_until(s_->drain_seq, seq, until);
+            if (slot.load(std::memory_order_seq_cst) != 0) futex_wait_until(s_->drain_seq, seq, until);
             s_->drain_waiters.fetch_sub(1, std::memory_order_relaxed);
-            if (r == wait_result::timed_out && att_->reclaim_if_dead(i)) {
-                s_->reader_recoveries.fetch_add(1, std::memory_order_relaxed);
-                recovered = true;
-            }
+            const std::uint32_t now_value = slot.load(std::memory_order_seq_cst);
+            if (now_value != watched) since = deadline_clock::now();
+            watched = now_value;
         }
     }
     return true;
@@ -116,14 +133,14 @@ bool rwlock::drain_readers(const deadline_clock::time_point* deadline, bool& rec
 
 bool rwlock::lock_shared_slow(const deadline_clock::time_point* deadline)
 {
-    const detail::token_word_ref ref{s_->writer, s_->waiters, s_->recoveries};
+    const detail::token_word_ref ref{s_->writer, s_->waiters, s_->recoveries, &s_->dirty};
     bool recovered = false;
     for (;;) {
         const auto r = detail::acquire_token_word(ref, *att_, 0, deadline);
         if (r == detail::word_outcome::timed_out) return false;
         recovered |= r == detail::word_outcome::recovered;
         if (enter_reader()) {
-            note_held(detail::hold_mode::shared, recovered);
+            note_held(detail::hold_mode::shared, recovered || dirty());
             return true;
         }
     }

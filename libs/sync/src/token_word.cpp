@@ -8,11 +8,6 @@ namespace sync {
 namespace detail {
 namespace {
 
-bool past(const deadline_clock::time_point* deadline) noexcept
-{
-    return deadline && deadline_clock::now() >= *deadline;
-}
-
 /// Takes a free word (me != 0) or just observes it free (me == 0).
 bool try_take_free(std::atomic<std::uint32_t>& word, std::uint32_t me) noexcept
 {
@@ -26,6 +21,9 @@ bool try_take_free(std::atomic<std::uint32_t>& word, std::uint32_t me) noexcept
 /// word became free.
 bool take_over(const token_word_ref& w, std::uint32_t dead, std::uint32_t me) noexcept
 {
+    // Before the CAS: whoever acquires after it must see the flag. If the
+    // CAS fails, another recoverer took this same dead holder over.
+    if (w.dirty) w.dirty->store(1, std::memory_order_relaxed);
     if (!w.word.compare_exchange_strong(dead, me, std::memory_order_seq_cst, std::memory_order_relaxed))
         return false;
     w.recoveries.fetch_add(1, std::memory_order_relaxed);
@@ -42,26 +40,33 @@ word_outcome acquire_token_word(const token_word_ref& w, shmkit::detail::attachm
         if (try_take_free(w.word, me)) return word_outcome::acquired;
         cpu_relax();
     }
+    std::uint32_t watched = 0; // the holder we are timing
+    deadline_clock::time_point since{};
     for (;;) {
         const std::uint32_t seen = w.word.load(std::memory_order_relaxed);
         if (seen == 0) {
             if (try_take_free(w.word, me)) return word_outcome::acquired;
             continue;
         }
-        if (past(deadline)) return word_outcome::timed_out;
-        auto until = deadline_clock::now() + liveness_poll_interval;
+        const auto now = deadline_clock::now();
+        if (deadline && now >= *deadline) return word_outcome::timed_out;
+        if (seen != watched) {
+            watched = seen;
+            since = now;
+        } else if (now - since >= liveness_poll_interval) {
+            // The same holder for a whole interval: is it still there?
+            if (!att.token_alive(seen & shmkit::detail::token_mask) && take_over(w, seen, me))
+                return word_outcome::recovered;
+            since = now;
+        }
+        auto until = since + liveness_poll_interval;
         if (deadline) until = std::min(until, *deadline);
         // seq_cst increment, then the kernel compares the word again: a
         // release after this point either changes the word (EAGAIN) or sees
         // waiters != 0 and wakes us.
         w.waiters.fetch_add(1, std::memory_order_seq_cst);
-        const wait_result r = futex_wait_until(w.word, seen, until);
+        futex_wait_until(w.word, seen, until);
         w.waiters.fetch_sub(1, std::memory_order_relaxed);
-        if (r != wait_result::timed_out) continue;
-        // A whole poll interval without change: is the holder still there?
-        if (w.word.load(std::memory_order_relaxed) == seen && !att.token_alive(seen & shmkit::detail::token_mask) &&
-            take_over(w, seen, me))
-            return word_outcome::recovered;
     }
 }
 

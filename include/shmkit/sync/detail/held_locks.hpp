@@ -26,6 +26,11 @@ struct held_lock {
     const void* key = nullptr;
     hold_mode mode = hold_mode::shared;
     bool recovered = false; ///< the acquisition took over from a dead holder
+    /// Held by the parent when this process was forked from it: the lock
+    /// words name the parent, so this thread does not hold it. Releasing it
+    /// only forgets it (a scope guard created before fork() can end in the
+    /// child without touching the parent's lock).
+    bool inherited = false;
 };
 
 /// The locks this thread holds: a short array (most threads hold 0 or 1).
@@ -41,12 +46,33 @@ inline thread_local held_set held_by_this_thread;
 static_assert(std::is_trivially_destructible_v<held_set>);
 inline constexpr held_set constant_initialisable_check{};
 
-inline held_lock* find_held(const void* key) noexcept
+inline void forget_held(held_lock* l) noexcept
+{
+    held_set& s = held_by_this_thread;
+    *l = s.locks[--s.count];
+}
+
+/// The record of `key`, inherited or not.
+inline held_lock* find_record(const void* key) noexcept
 {
     held_set& s = held_by_this_thread;
     for (int i = 0; i < s.count; ++i)
         if (s.locks[i].key == key) return &s.locks[i];
     return nullptr;
+}
+
+/// The record of `key` if this thread really holds it.
+inline held_lock* find_held(const void* key) noexcept
+{
+    held_lock* l = find_record(key);
+    return l && !l->inherited ? l : nullptr;
+}
+
+/// Called in a forked child: everything the forking thread held is the parent's.
+inline void mark_all_inherited() noexcept
+{
+    held_set& s = held_by_this_thread;
+    for (int i = 0; i < s.count; ++i) s.locks[i].inherited = true;
 }
 
 /// Records a lock just acquired. Throws std::system_error if this thread
@@ -55,14 +81,19 @@ inline bool try_note_held(const void* key, hold_mode mode, bool recovered) noexc
 {
     held_set& s = held_by_this_thread;
     if (SHMKIT_UNLIKELY(s.count == held_set::capacity)) return false;
-    s.locks[s.count++] = {key, mode, recovered};
+    s.locks[s.count++] = {key, mode, recovered, false};
     return true;
 }
 
-inline void forget_held(held_lock* l) noexcept
+/// Before an acquisition: throws if this thread holds `key`; forgets an
+/// inherited record of it. Returns false if the thread holds it.
+inline bool may_acquire(const void* key) noexcept
 {
-    held_set& s = held_by_this_thread;
-    *l = s.locks[--s.count];
+    held_lock* l = find_record(key);
+    if (!l) return true;
+    if (!l->inherited) return false;
+    forget_held(l);
+    return true;
 }
 
 [[noreturn]] inline void throw_too_many_held()

@@ -25,15 +25,17 @@ struct token_word_ref {
     std::atomic<std::uint32_t>& word;
     std::atomic<std::uint32_t>& waiters;
     std::atomic<std::uint64_t>& recoveries;
+    std::atomic<std::uint32_t>* dirty = nullptr; ///< set before a takeover, if given
 };
 
 /// Waits until `w.word` is 0 and then, if `me != 0`, makes it `me`; if
 /// `me == 0` only waits until it is free. Spins briefly, then sleeps on the
-/// futex in rounds of liveness_poll_interval; after each round without
-/// progress it asks `att` whether the holder is alive and, if not, takes the
-/// word over with one CAS from the dead token (so two recoverers cannot both
-/// win, and a holder that just unlocked is never overwritten). `deadline`
-/// may be null (wait forever).
+/// futex; once the word has shown the same holder for a whole
+/// liveness_poll_interval (by the clock, whatever woke us meanwhile: wakes
+/// and signals must not postpone the check) it asks `att` whether the holder
+/// is alive and, if not, takes the word over with one CAS from the dead
+/// token (so two recoverers cannot both win, and a holder that just
+/// unlocked is never overwritten). `deadline` may be null (wait forever).
 word_outcome acquire_token_word(const token_word_ref& w, shmkit::detail::attachment& att, std::uint32_t me,
                                 const deadline_clock::time_point* deadline);
 
