@@ -11,6 +11,10 @@
 #include <shared_mutex>
 #include <thread>
 
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
+
 using namespace std::chrono_literals;
 using shmkit::segment;
 
@@ -455,3 +459,229 @@ BOOST_AUTO_TEST_CASE(kill_loop_writers_and_readers)
                                 << "), recoveries " << seg.rwlock(0).recoveries() << ", repairs "
                                 << b->repairs.load() << ", ops " << b->ops.load());
 }
+
+// ---------------------------------------------------------------------------
+// Cases found in review: each would fail with the earlier liveness rules.
+// ---------------------------------------------------------------------------
+
+BOOST_FIXTURE_TEST_SUITE(liveness_edges, fixture)
+
+BOOST_AUTO_TEST_CASE(holder_whose_main_thread_exited_is_alive)
+{
+    // /proc/<pid>/stat shows a zombie state for a process whose main thread
+    // has exited while another thread runs. Its lock must not be taken over.
+    test::pipe_pair holding, never;
+    test::child c([&] {
+        static segment* s;
+        static const test::pipe_pair* h;
+        static const test::pipe_pair* n;
+        s = new segment(open());
+        h = &holding;
+        n = &never;
+        std::thread t([] {
+            auto l = s->rwlock(0);
+            l.lock();
+            h->send();
+            n->receive();
+        });
+        t.detach();
+        // The raw exit system call ends this thread only, without unwinding
+        // (pthread_exit would unwind through the test harness's frames).
+        ::syscall(SYS_exit, 0);
+        return 0;
+    });
+    BOOST_REQUIRE_EQUAL(holding.receive(), 'x');
+    auto l = seg.rwlock(0);
+    BOOST_TEST(!l.try_lock_for(100ms)); // several liveness checks, all "alive"
+    BOOST_TEST(l.recoveries() == 0u);
+    c.kill();
+    c.wait();
+    BOOST_TEST(l.try_lock_for(5s));
+    BOOST_TEST(l.recovered());
+    l.unlock();
+}
+
+BOOST_AUTO_TEST_CASE(dead_reader_is_recovered_while_readers_keep_arriving)
+{
+    // Arriving readers back off and wake the draining writer again and
+    // again; the dead reader must still be found. The busy reader attaches
+    // first, so that it does not reuse (and so release) the dead one's entry.
+    test::pipe_pair holding, never, attached;
+    auto* stop = test::shared_scratch<std::atomic<int>>();
+    auto* go = test::shared_scratch<std::atomic<int>>();
+    test::child busy([&] {
+        segment s = open();
+        auto l = s.rwlock(0);
+        s.attachment().token();
+        attached.send();
+        while (go->load() == 0) ::sched_yield();
+        while (stop->load() == 0)
+            if (l.try_lock_shared()) l.unlock_shared();
+        return 0;
+    });
+    BOOST_REQUIRE_EQUAL(attached.receive(), 'x');
+    test::child dead([&] {
+        segment s = open();
+        auto l = s.rwlock(0);
+        l.lock_shared();
+        holding.send();
+        never.receive();
+        return 0;
+    });
+    BOOST_REQUIRE_EQUAL(holding.receive(), 'x');
+    dead.kill();
+    dead.wait();
+    go->store(1);
+    auto l = seg.rwlock(0);
+    BOOST_TEST(l.try_lock_for(10s));
+    BOOST_TEST(l.recovered());
+    l.unlock();
+    stop->store(1);
+    BOOST_TEST(busy.wait() == 0);
+}
+
+namespace {
+void ignore_signal(int) {}
+} // namespace
+
+BOOST_AUTO_TEST_CASE(dead_holder_is_recovered_under_a_signal_storm)
+{
+    // Every futex wait is interrupted (EINTR) long before its timeout.
+    test::pipe_pair holding, never;
+    test::child holder([&] {
+        segment s = open();
+        auto l = s.rwlock(0);
+        l.lock();
+        holding.send();
+        never.receive();
+        return 0;
+    });
+    BOOST_REQUIRE_EQUAL(holding.receive(), 'x');
+    holder.kill();
+    holder.wait();
+    test::child waiter([&] {
+        struct sigaction sa = {};
+        sa.sa_handler = ignore_signal;
+        ::sigaction(SIGALRM, &sa, nullptr);
+        struct itimerval it = {{0, 500}, {0, 500}};
+        ::setitimer(ITIMER_REAL, &it, nullptr);
+        segment s = open();
+        auto l = s.rwlock(0);
+        const bool got = l.try_lock_for(10s);
+        const bool rec = got && l.recovered();
+        it = {};
+        ::setitimer(ITIMER_REAL, &it, nullptr);
+        return got && rec ? 0 : 1;
+    });
+    BOOST_TEST(waiter.wait() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(next_writer_is_told_after_a_reader_recovered_a_writer)
+{
+    test::pipe_pair holding, never;
+    test::child c([&] {
+        segment s = open();
+        auto l = s.rwlock(0);
+        l.lock();
+        holding.send();
+        never.receive();
+        return 0;
+    });
+    BOOST_REQUIRE_EQUAL(holding.receive(), 'x');
+    c.kill();
+    c.wait();
+    segment other = open();
+    auto reader = other.rwlock(0);
+    BOOST_TEST(reader.try_lock_shared_for(5s));
+    BOOST_TEST(reader.recovered());
+    reader.unlock_shared();
+    auto writer = seg.rwlock(0);
+    writer.lock();
+    BOOST_TEST(writer.recovered()); // it is the one to repair the data
+    writer.unlock();
+    writer.lock();
+    BOOST_TEST(!writer.recovered()); // repaired by then
+    writer.unlock();
+}
+
+BOOST_AUTO_TEST_CASE(stale_token_survives_generation_wrap)
+{
+    // A dead writer's token names entry i at generation g. Make entry i's
+    // generation about to wrap to g again: the next claim must skip it, or
+    // the dead token would look alive forever.
+    test::pipe_pair holding, never;
+    std::uint32_t* token = test::shared_scratch<std::uint32_t>();
+    test::child c([&] {
+        segment s = open();
+        auto l = s.rwlock(0);
+        l.lock();
+        *token = s.attachment().token();
+        holding.send();
+        never.receive();
+        return 0;
+    });
+    BOOST_REQUIRE_EQUAL(holding.receive(), 'x');
+    c.kill();
+    c.wait();
+    const std::uint32_t i = shmkit::detail::token_index(*token);
+    auto& e = seg.attachment().entry(i);
+    e.generation.store(e.generation.load() + shmkit::detail::token_generation_mask);
+    segment reuse = open(); // claims entry i (the lowest free one)
+    BOOST_REQUIRE_EQUAL(reuse.attachment().index(), i);
+    BOOST_TEST(reuse.attachment().token() != *token);
+    auto l = seg.rwlock(0);
+    BOOST_TEST(l.try_lock_for(5s));
+    BOOST_TEST(l.recovered());
+    l.unlock();
+}
+
+BOOST_AUTO_TEST_CASE(fork_while_holding)
+{
+    // A scope guard made before fork() ends in the child: the child does not
+    // hold the parent's lock, so releasing it there changes nothing.
+    auto l = seg.rwlock(0);
+    {
+        std::unique_lock<shmkit::sync::rwlock> g(l);
+        test::child c([&] {
+            if (l.holds_exclusive()) return 1; // the parent's, not ours
+            g.unlock();                        // forgets, does not release
+            return l.state()->writer.load() != 0 ? 0 : 2;
+        });
+        BOOST_TEST(c.wait() == 0);
+        BOOST_TEST(l.holds_exclusive());
+        BOOST_TEST(l.state()->writer.load() != 0u);
+    }
+    BOOST_TEST(l.try_lock());
+    l.unlock();
+}
+
+BOOST_AUTO_TEST_CASE(forked_child_with_a_full_table_gets_an_exception)
+{
+    shmkit::segment_layout small = layout();
+    small.attach_capacity = 1;
+    segment one = segment::file(shmkit::create_only, dir / "one", small);
+    test::child c([&] {
+        auto l = one.rwlock(0);
+        try {
+            l.lock_shared(); // must re-register, and the table is full
+        } catch (const shmkit::error& e) {
+            return e.code() == shmkit::make_error_code(shmkit::errc::attach_table_full) ? 0 : 1;
+        }
+        return 2;
+    });
+    BOOST_TEST(c.wait() == 0);
+}
+
+BOOST_AUTO_TEST_CASE(corrupted_high_water_mark_is_clamped)
+{
+    auto* table = static_cast<char*>(const_cast<void*>(static_cast<const void*>(&seg.header()))) +
+                  seg.header().attach_offset;
+    auto& water = reinterpret_cast<shmkit::detail::attach_table_header*>(table)->water;
+    water.store(0x7fffffff);
+    BOOST_TEST(seg.attachment().high_water() <= seg.header().attach_capacity);
+    auto l = seg.rwlock(0);
+    BOOST_TEST(l.try_lock_for(5s));
+    l.unlock();
+}
+
+BOOST_AUTO_TEST_SUITE_END()

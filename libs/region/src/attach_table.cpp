@@ -191,8 +191,8 @@ void attachment::lower_water() noexcept
 {
     std::uint64_t w = header_->water.load(std::memory_order_seq_cst);
     for (;;) {
-        std::uint32_t hw = static_cast<std::uint32_t>(w);
-        const std::uint32_t old = hw;
+        const std::uint32_t old = static_cast<std::uint32_t>(w);
+        std::uint32_t hw = std::min(old, capacity_); // the word is shared: never trust it as an index
         while (hw > 0 && !in_use(hw - 1)) --hw;
         if (hw == old) return;
         if (header_->water.compare_exchange_strong(w, (w & ~0xffffffffull) | hw, std::memory_order_seq_cst))
