@@ -5,20 +5,6 @@
 
 namespace shmkit {
 namespace sync {
-namespace {
-
-bool past(const deadline_clock::time_point* deadline) noexcept
-{
-    return deadline && deadline_clock::now() >= *deadline;
-}
-
-deadline_clock::time_point next_poll(const deadline_clock::time_point* deadline) noexcept
-{
-    const auto poll = deadline_clock::now() + liveness_poll_interval;
-    return deadline ? std::min(poll, *deadline) : poll;
-}
-
-} // namespace
 
 void rwlock::throw_already_held()
 {
