@@ -9,13 +9,13 @@ namespace sync {
 void mutex::throw_already_held()
 {
     throw std::system_error(std::make_error_code(std::errc::resource_deadlock_would_occur),
-                            "shmkit::sync::mutex: this handle already holds the mutex");
+                            "shmkit::sync::mutex: the calling thread already holds this mutex");
 }
 
 void mutex::throw_not_held()
 {
     throw std::system_error(std::make_error_code(std::errc::operation_not_permitted),
-                            "shmkit::sync::mutex: this handle does not hold the mutex");
+                            "shmkit::sync::mutex: the calling thread does not hold this mutex");
 }
 
 acquire_status mutex::note_held(acquire_status st)

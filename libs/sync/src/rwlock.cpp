@@ -9,13 +9,13 @@ namespace sync {
 void rwlock::throw_already_held()
 {
     throw std::system_error(std::make_error_code(std::errc::resource_deadlock_would_occur),
-                            "shmkit::sync::rwlock: this handle already holds the lock");
+                            "shmkit::sync::rwlock: the calling thread already holds this lock");
 }
 
 void rwlock::throw_not_held()
 {
     throw std::system_error(std::make_error_code(std::errc::operation_not_permitted),
-                            "shmkit::sync::rwlock: this handle does not hold the lock in that mode");
+                            "shmkit::sync::rwlock: the calling thread does not hold this lock in that mode");
 }
 
 std::uint64_t rwlock::recoveries() const noexcept
