@@ -5,6 +5,8 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <shmkit/error.hpp>
+
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -175,6 +177,17 @@ T* shared_scratch(std::size_t n = 1)
     void* p = ::mmap(nullptr, sizeof(T) * n, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) throw std::runtime_error("mmap failed");
     return static_cast<T*>(p);
+}
+
+/// The error code of the shmkit::error `f` throws, or 0 if it throws none.
+inline int error_code_of(const std::function<void()>& f)
+{
+    try {
+        f();
+    } catch (const shmkit::error& e) {
+        return e.code().value();
+    }
+    return 0;
 }
 
 inline std::string read_file(const std::string& path)

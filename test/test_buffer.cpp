@@ -28,15 +28,6 @@ bool same_bits(T a, T b)
     return std::memcmp(&a, &b, sizeof a) == 0;
 }
 
-int error_code_of(const std::function<void()>& f)
-{
-    try {
-        f();
-    } catch (const shmkit::error& e) {
-        return e.code().value();
-    }
-    return 0;
-}
 
 } // namespace
 
@@ -186,7 +177,7 @@ BOOST_AUTO_TEST_CASE(opening_and_refusals)
     shmkit::buffer_i32 b(shmkit::open_or_create, path, 100);
     BOOST_TEST(!b.created());
     BOOST_TEST(b.get(7) == 70);
-    BOOST_TEST(error_code_of([&] { shmkit::buffer_i32(shmkit::create_only, path, 100); }) == EEXIST);
+    BOOST_TEST(test::error_code_of([&] { shmkit::buffer_i32(shmkit::create_only, path, 100); }) == EEXIST);
 
     const auto refused = [&](const std::function<void()>& f, const std::string& needle) {
         try {

@@ -27,15 +27,6 @@ shmkit::region_initializer stamp(const char* text, int* calls = nullptr)
     };
 }
 
-int error_code_of(const std::function<void()>& f)
-{
-    try {
-        f();
-    } catch (const shmkit::error& e) {
-        return e.code().value();
-    }
-    return 0;
-}
 
 mode_t mode_of(const std::string& path)
 {
@@ -69,8 +60,8 @@ BOOST_AUTO_TEST_CASE(file_create_open_and_modes)
     BOOST_TEST(!c.created());
     BOOST_TEST(calls == 1);
 
-    BOOST_TEST(error_code_of([&] { region::file(shmkit::create_only, path, size, {}); }) == EEXIST);
-    BOOST_TEST(error_code_of([&] { region::file(shmkit::open_only, dir / "missing"); }) == ENOENT);
+    BOOST_TEST(test::error_code_of([&] { region::file(shmkit::create_only, path, size, {}); }) == EEXIST);
+    BOOST_TEST(test::error_code_of([&] { region::file(shmkit::open_only, dir / "missing"); }) == ENOENT);
     BOOST_CHECK_THROW(region::file(shmkit::create_only, dir / "zero", 0, {}), std::invalid_argument);
 }
 
@@ -105,15 +96,15 @@ BOOST_AUTO_TEST_CASE(symlinks_are_never_followed)
     const std::string link = dir / "link";
     test::write_file(target, "precious");
     BOOST_REQUIRE_EQUAL(::symlink(target.c_str(), link.c_str()), 0);
-    BOOST_TEST(error_code_of([&] { region::file(shmkit::open_only, link); }) == ELOOP);
-    BOOST_TEST(error_code_of([&] { region::file(shmkit::create_only, link, size, {}); }) == EEXIST);
-    BOOST_TEST(error_code_of([&] { region::file(shmkit::open_or_create, link, size, {}); }) == ELOOP);
+    BOOST_TEST(test::error_code_of([&] { region::file(shmkit::open_only, link); }) == ELOOP);
+    BOOST_TEST(test::error_code_of([&] { region::file(shmkit::create_only, link, size, {}); }) == EEXIST);
+    BOOST_TEST(test::error_code_of([&] { region::file(shmkit::open_or_create, link, size, {}); }) == ELOOP);
     BOOST_TEST(test::read_file(target) == "precious");
 
     // A dangling link: creating through it must not create its target.
     const std::string dangling = dir / "dangling";
     BOOST_REQUIRE_EQUAL(::symlink((dir / "never").c_str(), dangling.c_str()), 0);
-    BOOST_TEST(error_code_of([&] { region::file(shmkit::open_or_create, dangling, size, {}); }) == ELOOP);
+    BOOST_TEST(test::error_code_of([&] { region::file(shmkit::open_or_create, dangling, size, {}); }) == ELOOP);
     BOOST_TEST(::access((dir / "never").c_str(), F_OK) != 0);
 }
 
@@ -121,10 +112,10 @@ BOOST_AUTO_TEST_CASE(empty_and_non_regular_files_are_refused)
 {
     test::scratch_dir dir;
     test::write_file(dir / "empty", "");
-    BOOST_TEST(error_code_of([&] { region::file(shmkit::open_only, dir / "empty"); }) ==
+    BOOST_TEST(test::error_code_of([&] { region::file(shmkit::open_only, dir / "empty"); }) ==
                static_cast<int>(shmkit::errc::truncated));
     BOOST_TEST(test::read_file(dir / "empty").empty());
-    BOOST_TEST(error_code_of([&] { region::file(shmkit::open_only, dir.path()); }) != 0);
+    BOOST_TEST(test::error_code_of([&] { region::file(shmkit::open_only, dir.path()); }) != 0);
 }
 
 BOOST_AUTO_TEST_CASE(unlink_removes_only_our_own_name)
@@ -180,12 +171,12 @@ BOOST_AUTO_TEST_CASE(posix_named_regions)
     bip::mapped_region m(shm, bip::read_only);
     BOOST_TEST(std::string(static_cast<const char*>(m.get_address())) == "posix");
 
-    BOOST_TEST(error_code_of([&] { region::posix(shmkit::create_only, name.str(), size, {}); }) == EEXIST);
+    BOOST_TEST(test::error_code_of([&] { region::posix(shmkit::create_only, name.str(), size, {}); }) == EEXIST);
     BOOST_TEST(a.unlink());
     BOOST_TEST(!region::remove_posix(name.str()));
     BOOST_CHECK_THROW(region::posix(shmkit::open_only, ""), std::invalid_argument);
     BOOST_CHECK_THROW(region::posix(shmkit::open_only, "/a/b"), std::invalid_argument);
-    BOOST_TEST(error_code_of([&] { region::posix(shmkit::open_only, name.str()); }) == ENOENT);
+    BOOST_TEST(test::error_code_of([&] { region::posix(shmkit::open_only, name.str()); }) == ENOENT);
 }
 
 BOOST_AUTO_TEST_CASE(anonymous_regions_are_shared_with_children)

@@ -35,6 +35,30 @@ struct fixture {
     segment open() const { return segment::file(shmkit::open_only, dir / "lock"); }
 };
 
+/// A child that takes the lock (exclusive or shared), says so, and waits to be killed.
+test::child holder(const fixture& f, bool exclusive, const test::pipe_pair& holding, const test::pipe_pair& never)
+{
+    return test::child([&f, exclusive, &holding, &never] {
+        segment s = f.open();
+        auto l = s.rwlock(0);
+        if (exclusive) l.lock();
+        else l.lock_shared();
+        holding.send();
+        never.receive();
+        return 0;
+    });
+}
+
+/// A holder of the lock (exclusive or shared) SIGKILLed while it holds it.
+void kill_while_holding(const fixture& f, bool exclusive)
+{
+    test::pipe_pair holding, never;
+    test::child c = holder(f, exclusive, holding, never);
+    BOOST_REQUIRE_EQUAL(holding.receive(), 'x');
+    c.kill();
+    BOOST_REQUIRE_EQUAL(c.wait(), 128 + SIGKILL);
+}
+
 } // namespace
 
 BOOST_FIXTURE_TEST_SUITE(semantics, fixture)
@@ -204,20 +228,6 @@ BOOST_AUTO_TEST_CASE(timed_waits_expire_with_any_clock)
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_FIXTURE_TEST_SUITE(recovery, fixture)
-
-/// A child that takes the lock (exclusive or shared), says so, and waits to be killed.
-test::child holder(const fixture& f, bool exclusive, const test::pipe_pair& holding, const test::pipe_pair& never)
-{
-    return test::child([&f, exclusive, &holding, &never] {
-        segment s = f.open();
-        auto l = s.rwlock(0);
-        if (exclusive) l.lock();
-        else l.lock_shared();
-        holding.send();
-        never.receive();
-        return 0;
-    });
-}
 
 BOOST_AUTO_TEST_CASE(dead_writer_is_recovered_and_reported)
 {
@@ -506,7 +516,7 @@ BOOST_AUTO_TEST_CASE(dead_reader_is_recovered_while_readers_keep_arriving)
     // Arriving readers back off and wake the draining writer again and
     // again; the dead reader must still be found. The busy reader attaches
     // first, so that it does not reuse (and so release) the dead one's entry.
-    test::pipe_pair holding, never, attached;
+    test::pipe_pair attached;
     auto* stop = test::shared_scratch<std::atomic<int>>();
     auto* go = test::shared_scratch<std::atomic<int>>();
     test::child busy([&] {
@@ -520,17 +530,7 @@ BOOST_AUTO_TEST_CASE(dead_reader_is_recovered_while_readers_keep_arriving)
         return 0;
     });
     BOOST_REQUIRE_EQUAL(attached.receive(), 'x');
-    test::child dead([&] {
-        segment s = open();
-        auto l = s.rwlock(0);
-        l.lock_shared();
-        holding.send();
-        never.receive();
-        return 0;
-    });
-    BOOST_REQUIRE_EQUAL(holding.receive(), 'x');
-    dead.kill();
-    dead.wait();
+    kill_while_holding(*this, false);
     go->store(1);
     auto l = seg.rwlock(0);
     BOOST_TEST(l.try_lock_for(10s));
@@ -547,18 +547,7 @@ void ignore_signal(int) {}
 BOOST_AUTO_TEST_CASE(dead_holder_is_recovered_under_a_signal_storm)
 {
     // Every futex wait is interrupted (EINTR) long before its timeout.
-    test::pipe_pair holding, never;
-    test::child holder([&] {
-        segment s = open();
-        auto l = s.rwlock(0);
-        l.lock();
-        holding.send();
-        never.receive();
-        return 0;
-    });
-    BOOST_REQUIRE_EQUAL(holding.receive(), 'x');
-    holder.kill();
-    holder.wait();
+    kill_while_holding(*this, true);
     test::child waiter([&] {
         struct sigaction sa = {};
         sa.sa_handler = ignore_signal;
@@ -578,18 +567,7 @@ BOOST_AUTO_TEST_CASE(dead_holder_is_recovered_under_a_signal_storm)
 
 BOOST_AUTO_TEST_CASE(next_writer_is_told_after_a_reader_recovered_a_writer)
 {
-    test::pipe_pair holding, never;
-    test::child c([&] {
-        segment s = open();
-        auto l = s.rwlock(0);
-        l.lock();
-        holding.send();
-        never.receive();
-        return 0;
-    });
-    BOOST_REQUIRE_EQUAL(holding.receive(), 'x');
-    c.kill();
-    c.wait();
+    kill_while_holding(*this, true);
     segment other = open();
     auto reader = other.rwlock(0);
     BOOST_TEST(reader.try_lock_shared_for(5s));

@@ -2,7 +2,7 @@
 // handle. Run under ThreadSanitizer in CI, where a missing happens-before
 // edge in the locks shows up as a data race on the protected data.
 #define BOOST_TEST_MODULE threads
-#include <boost/test/unit_test.hpp>
+#include "support.hpp"
 
 #include <shmkit/buffer.hpp>
 #include <shmkit/segment.hpp>
@@ -69,9 +69,8 @@ BOOST_AUTO_TEST_CASE(handles_of_separate_segment_objects)
     // own mapping too: ThreadSanitizer tracks virtual addresses, and locks
     // at one address cannot order data seen at another (aliased) address.
 
-    char tmpl[] = "/tmp/shmkit-threads.XXXXXX";
-    BOOST_REQUIRE(::mkdtemp(tmpl) != nullptr);
-    const std::string path = std::string(tmpl) + "/seg";
+    test::scratch_dir dir;
+    const std::string path = dir / "seg";
     {
         segment seg = segment::file(shmkit::create_only, path, layout());
         std::vector<std::thread> pool;
@@ -96,8 +95,6 @@ BOOST_AUTO_TEST_CASE(handles_of_separate_segment_objects)
         BOOST_TEST(counter[1] == std::uint64_t(threads) * iterations / 4);
         BOOST_TEST(seg.stats().attached_alive == 1u);
     }
-    ::unlink(path.c_str());
-    ::rmdir(tmpl);
 }
 
 BOOST_AUTO_TEST_CASE(buffer_elements_and_bulk_writes_between_threads)
