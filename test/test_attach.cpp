@@ -186,6 +186,15 @@ BOOST_AUTO_TEST_CASE(full_table_is_an_error_until_someone_dies)
     } catch (const shmkit::error& e) {
         BOOST_TEST(e.code() == shmkit::make_error_code(shmkit::errc::attach_table_full));
     }
+    // A refused open leaves no descriptor behind.
+    const auto fds = [] {
+        int n = 0;
+        for (int fd = 0; fd < 1024; ++fd) n += ::fcntl(fd, F_GETFD) >= 0;
+        return n;
+    };
+    const int before = fds();
+    for (int i = 0; i < 5; ++i) BOOST_CHECK_THROW(segment::file(shmkit::open_only, dir / "s"), shmkit::error);
+    BOOST_TEST(fds() == before);
     c.reset(); // kills and reaps
     segment b = segment::file(shmkit::open_only, dir / "s");
     BOOST_TEST(a.stats().reclaimed == 1u);

@@ -220,3 +220,35 @@ BOOST_AUTO_TEST_CASE(kill_loop_lock_holders_and_bulk_writers)
                                          << kills[reader] << "; lock recoveries " << st.lock_recoveries
                                          << ", bulk recoveries " << st.bulk_recoveries);
 }
+
+BOOST_AUTO_TEST_CASE(a_lone_reader_recovers_a_bulk_writer_killed_mid_write)
+{
+    // Nobody else will ever take the write lock: the reader that finds the
+    // sequence odd must recover the dead writer by itself.
+    test::scratch_dir dir;
+    const std::string path = dir / "lone";
+    shmkit::buffer_u32 buf(shmkit::create_only, path, big);
+    const auto& seq = static_cast<const shmkit::detail::buffer_control*>(buf.get_segment().data())->seq;
+    std::uint32_t last = 0;
+    int odd_kills = 0;
+    for (int round = 0; round < 5; ++round) {
+        test::child writer([&] {
+            shmkit::buffer_u32 mine(shmkit::open_only, path);
+            for (std::uint32_t v = 1;; ++v) mine.fill(v);
+            return 0;
+        });
+        // Wait (bounded) until a fill is in progress, then kill the writer there.
+        const auto deadline = std::chrono::steady_clock::now() + 10s;
+        while ((seq.sequence() & 1) == 0 && std::chrono::steady_clock::now() < deadline) ::sched_yield();
+        writer.kill();
+        writer.wait();
+        odd_kills += seq.sequence() & 1;
+        // The slice must not wait forever: bounded in a child of its own.
+        test::child reader([&] { return buf.slice(0, 16)[0] > 0 ? 0 : 1; });
+        BOOST_TEST_REQUIRE(reader.wait(30s) == 0);
+        last = buf.get(0);
+    }
+    BOOST_TEST(odd_kills > 0);
+    BOOST_TEST(buf.stats().bulk_recoveries == static_cast<std::uint64_t>(odd_kills));
+    BOOST_TEST(last > 0u);
+}

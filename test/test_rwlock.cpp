@@ -663,3 +663,60 @@ BOOST_AUTO_TEST_CASE(corrupted_high_water_mark_is_clamped)
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_FIXTURE_TEST_SUITE(second_review, fixture)
+
+BOOST_AUTO_TEST_CASE(a_wait_of_one_poll_interval_recovers)
+{
+    kill_while_holding(*this, true);
+    auto l = seg.rwlock(0);
+    BOOST_TEST(l.try_lock_for(shmkit::sync::liveness_poll_interval));
+    BOOST_TEST(l.recovered());
+    l.unlock();
+}
+
+BOOST_AUTO_TEST_CASE(relocking_in_a_child_inside_a_guard_from_the_parent)
+{
+    auto l = seg.rwlock(0);
+    std::unique_lock<shmkit::sync::rwlock> g(l);
+    test::child c([&] {
+        l.lock(); // waits for the parent, then really holds it
+        l.unlock();
+        g.unlock(); // the parent's guard: only forgets the inherited record
+        return 0;
+    });
+    g.unlock(); // lets the child in
+    BOOST_TEST(c.wait() == 0);
+    BOOST_TEST(l.try_lock());
+    l.unlock();
+}
+
+BOOST_AUTO_TEST_CASE(a_record_of_a_destroyed_segment_matches_no_other)
+{
+    // Thread T holds a lock of segment object S1; S1 is destroyed and S2
+    // opened (its attachment may well reuse S1's address). T must not think
+    // it holds S2's lock, and must be able to take it.
+    auto s1 = std::make_unique<segment>(open());
+    std::unique_ptr<segment> s2;
+    std::atomic<int> step{0};
+    bool held = true, could_lock = false;
+    std::thread t([&] {
+        auto l = s1->rwlock(0);
+        l.lock();
+        step.store(1);
+        while (step.load() != 2) std::this_thread::yield();
+        auto l2 = s2->rwlock(0);
+        held = l2.holds_exclusive();
+        could_lock = l2.try_lock_for(5s);
+        if (could_lock) l2.unlock();
+    });
+    while (step.load() != 1) std::this_thread::yield();
+    s1.reset(); // releases T's lock the hard way
+    s2 = std::make_unique<segment>(open());
+    step.store(2);
+    t.join();
+    BOOST_TEST(!held);
+    BOOST_TEST(could_lock);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

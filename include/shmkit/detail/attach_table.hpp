@@ -166,6 +166,11 @@ public:
 
     std::uint64_t reclaimed() const noexcept { return header_->reclaimed.load(std::memory_order_relaxed); }
 
+    /// Identifies lock `id` (< 256) of this attachment in the per-thread
+    /// record of held locks: a serial number, never an address, so a record
+    /// left by another thread can never match a later attachment.
+    std::uint64_t lock_key(std::uint32_t id) const noexcept { return (serial_ << 8) | id; }
+
 private:
     void attach();
     void reattach();
@@ -175,6 +180,10 @@ private:
     void untake(std::uint32_t index) noexcept;
     void wipe(std::uint32_t index) noexcept;
     bool token_in_lock_word(std::uint32_t token) const noexcept;
+    /// fd_ has a description of its own in this process now (false in a
+    /// forked child whose swap failed): only then do our OFD locks and
+    /// queries tell us apart from other processes.
+    bool ofd_private() const noexcept { return fd_ >= 0 && has_private_description(fd_); }
     bool in_use(std::uint32_t index) const noexcept;
     void raise_water(std::uint32_t index) noexcept;
     void lower_water() noexcept;
@@ -182,12 +191,12 @@ private:
     attach_table_header* header_;
     attach_entry* entries_;
     std::uint32_t capacity_;
+    std::uint64_t serial_;
     /// A description of the segment's file used for OFD locks only, never
     /// mapped: a mapping holds a reference to the description it was made
     /// from, and a forked child inherits the mappings, so locks on the
     /// mapped description would outlive their owner. -1 without a file.
     int fd_ = -1;
-    bool private_ofd_ = false; ///< fd_ has a description of its own: OFD locks are ours
     std::string where_;
     std::vector<const std::atomic<std::uint32_t>*> lock_words_;
     std::atomic<std::uint32_t> token_{0};

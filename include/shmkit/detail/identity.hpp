@@ -32,7 +32,9 @@ inline std::uint32_t fork_generation() noexcept
 }
 
 /// The calling process's identity, computed once per process (and again in
-/// a forked child). Also installs the fork handlers on first use.
+/// a forked child). Also installs the fork handlers on first use. Throws
+/// shmkit::error if /proc/self/stat cannot be read (e.g. EMFILE); nothing is
+/// cached then.
 const process_identity& current_identity();
 
 enum class process_state { running, gone, unknown };
@@ -46,6 +48,9 @@ struct process_state_info {
 /// hidepid, EMFILE): never to be taken for a death.
 process_state_info probe_start_time(std::uint32_t pid) noexcept;
 
+/// As current_identity(), or nullptr where that would throw.
+const process_identity* known_identity() noexcept;
+
 /// Start time of `pid` if it is running, else 0.
 std::uint64_t process_start_time(std::uint32_t pid) noexcept;
 
@@ -57,12 +62,14 @@ enum class liveness { alive, dead, unknown };
 liveness probe_process(std::uint32_t pid, std::uint64_t start_time, std::uint64_t start_mask,
                        std::uint64_t pidns) noexcept;
 
-/// Registers an fd of a shmkit region so that a forked child gives it a
-/// private open file description (see region.cpp: liveness locks are held per
-/// open file description, and a child must not keep its parent's alive).
-/// `shared_description`: the fd could not be given a private description.
-void register_private_fd(int fd, bool shared_description = false);
-void unregister_private_fd(int fd) noexcept;
+/// Opens a new open file description of the file behind `fd` for liveness
+/// locks (falling back to a shared duplicate without /proc) and registers
+/// it, so that a forked child replaces its copy with a fresh description of
+/// its own (liveness locks live as long as their description, and a child
+/// must not keep its parent's alive). Returns -1 with errno on failure.
+int open_lock_description(int fd);
+/// Unregisters and closes what open_lock_description returned (-1: nothing).
+void close_lock_description(int fd) noexcept;
 
 /// False if `fd` shares its open file description with another process
 /// (a forked child where /proc was unavailable, an fd adopted without

@@ -99,9 +99,9 @@ public:
     const mutex_state* state() const noexcept { return s_; }
 
 private:
-    /// Identifies this mutex for this segment object (rwlocks use offsets
+    /// Identifies this mutex for this segment object (rwlocks use lock ids
     /// 0-7, mutexes 8 and up; see held_locks.hpp).
-    const void* key() const noexcept { return reinterpret_cast<const char*>(att_) + 8 + index_; }
+    std::uint64_t key() const noexcept { return att_->lock_key(8 + index_); }
     acquire_status acquire_until(const deadline_clock::time_point* deadline);
     acquire_status note_held(acquire_status st);
     [[noreturn]] static void throw_already_held();

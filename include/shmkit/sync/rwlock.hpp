@@ -190,7 +190,7 @@ private:
     }
 
     /// Identifies this lock for this segment object (see held_locks.hpp).
-    const void* key() const noexcept { return reinterpret_cast<const char*>(att_) + index_; }
+    std::uint64_t key() const noexcept { return att_->lock_key(index_); }
 
     void prepare_acquire() const
     {

@@ -132,7 +132,7 @@ bool buffer_base::try_lock()
 void buffer_base::recover_stalled_writer() const
 {
     sync::rwlock probe = seg_.rwlock(0);
-    if (!probe.try_lock_for(sync::liveness_poll_interval)) return;
+    if (!probe.try_lock_for(2 * sync::liveness_poll_interval)) return;
     if (control_->seq.recover()) counters_->bulk_recoveries.fetch_add(1, std::memory_order_relaxed);
     probe.unlock();
 }

@@ -61,22 +61,25 @@ attachment::attachment(void* table, std::uint32_t capacity, int fd, std::string 
       entries_(reinterpret_cast<attach_entry*>(static_cast<char*>(table) + sizeof(attach_table_header))),
       capacity_(capacity), where_(std::move(where)), lock_words_(std::move(lock_words))
 {
+    static std::atomic<std::uint64_t> serials{0};
+    serial_ = serials.fetch_add(1, std::memory_order_relaxed) + 1;
     if (fd >= 0) {
-        // Our own description, for locks only (see fd_). Registered so that
-        // a forked child swaps its inherited copy for a fresh description
-        // and does not keep our locks alive.
-        int own = reopen_fd(fd, true);
-        const bool shared = own < 0;
-        if (shared) own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
-        if (own < 0) throw_errno(errno, where_, "cannot open a lock descriptor");
-        fd_ = own;
-        register_private_fd(fd_, shared);
+        // Our own description, for locks only (see fd_), opened and
+        // registered in one step under the registry lock, so that a fork in
+        // another thread cannot slip in between: a forked child swaps its
+        // copy for a fresh description and never keeps our locks alive.
+        fd_ = open_lock_description(fd);
+        if (fd_ < 0) throw_errno(errno, where_, "cannot open a lock descriptor");
     }
-    attach();
+    try {
+        attach();
+    } catch (...) {
+        close_lock_description(fd_);
+        throw;
+    }
 }
 
-// Lock keys are addresses inside the attachment object (held_locks.hpp).
-static_assert(sizeof(attachment) > 8 + max_mutexes, "lock keys must stay inside the attachment");
+static_assert(8 + max_mutexes < 256, "lock ids must fit the low byte of a lock key");
 
 attachment::~attachment()
 {
@@ -85,16 +88,10 @@ attachment::~attachment()
     // recovers them); forget them here so a later attachment at the same
     // address is not mistaken for this one.
     sync::detail::held_set& held = sync::detail::held_by_this_thread;
-    const char* self = reinterpret_cast<const char*>(this);
-    for (int i = held.count - 1; i >= 0; --i) {
-        const char* key = static_cast<const char*>(held.locks[i].key);
-        if (key >= self && key < self + sizeof(attachment)) sync::detail::forget_held(&held.locks[i]);
-    }
+    for (int i = held.count - 1; i >= 0; --i)
+        if ((held.locks[i].key >> 8) == serial_) sync::detail::forget_held(&held.locks[i]);
     release();
-    if (fd_ >= 0) {
-        unregister_private_fd(fd_);
-        ::close(fd_);
-    }
+    close_lock_description(fd_);
 }
 
 // Whether the owner recorded as `owner` in entry i still runs. A held OFD
@@ -112,7 +109,7 @@ bool attachment::owner_alive(std::uint32_t i, std::uint64_t owner) const noexcep
         if (ofd_held_elsewhere(fd_, i)) return true;
         // Not held by another description. With a private description of
         // our own that settles it; a shared one might be the holder's.
-        return private_ofd_ ? false : probe();
+        return ofd_private() ? false : probe();
     }
     return probe();
 }
@@ -124,21 +121,24 @@ bool attachment::try_take(std::uint32_t i, std::uint64_t seen_owner) noexcept
     // Another claimer with a private description may be between its OFD lock
     // and its CAS; the lock keeps two such claimers apart, the CAS settles
     // everything else (and makes our identity visible with the claim).
-    if (private_ofd_ && !ofd_try_lock(fd_, i)) return false;
-    const process_identity& id = current_identity();
+    const bool ofd = ofd_private();
+    if (ofd && !ofd_try_lock(fd_, i)) return false;
+    const process_identity* id = known_identity();
     std::uint64_t expected = seen_owner;
-    if (!e.owner.compare_exchange_strong(expected, owner_word(id, private_ofd_), std::memory_order_acq_rel)) {
+    if (!id || !e.owner.compare_exchange_strong(expected, owner_word(*id, ofd), std::memory_order_acq_rel)) {
         untake(i);
         return false;
     }
-    e.start_time.store(id.start_time, std::memory_order_relaxed);
-    e.pidns.store(id.pidns, std::memory_order_relaxed);
+    e.start_time.store(id->start_time, std::memory_order_relaxed);
+    e.pidns.store(id->pidns, std::memory_order_relaxed);
     return true;
 }
 
 void attachment::untake(std::uint32_t i) noexcept
 {
-    if (private_ofd_) ofd_unlock(fd_, i);
+    // Only a lock we took: with a shared description (no private one in a
+    // forked child) an unlock would drop the sharer's lock.
+    if (ofd_private()) ofd_unlock(fd_, i);
 }
 
 bool attachment::token_in_lock_word(std::uint32_t token) const noexcept
@@ -202,7 +202,7 @@ void attachment::lower_water() noexcept
 
 void attachment::attach()
 {
-    private_ofd_ = fd_ >= 0 && has_private_description(fd_);
+    current_identity(); // throws if this process cannot tell who it is
     for (std::uint32_t i = 0; i < capacity_; ++i) {
         attach_entry& e = entries_[i];
         const std::uint64_t seen = e.owner.load(std::memory_order_acquire);

@@ -1,5 +1,6 @@
 // Process identity, liveness probes, and what a forked child must redo.
 #include <shmkit/detail/identity.hpp>
+#include <shmkit/error.hpp>
 #include <shmkit/sync/detail/held_locks.hpp>
 
 #include <algorithm>
@@ -83,11 +84,17 @@ std::uint64_t read_pidns(const char* path) noexcept
     return ::stat(path, &st) == 0 ? static_cast<std::uint64_t>(st.st_ino) : 0;
 }
 
+// Throws rather than return a half-known identity: a start time of 0 in
+// an owner word would make every prober with a working /proc declare us dead.
 process_identity compute_identity()
 {
     process_identity id;
     id.pid = static_cast<std::uint32_t>(::getpid());
-    id.start_time = process_start_time(id.pid);
+    const process_state_info self = probe_start_time(id.pid);
+    if (self.state != process_state::running || self.start_time == 0)
+        throw_errno(errno ? errno : ENOENT, "/proc/self/stat",
+                    "cannot read this process's start time (needed to identify it to other processes)");
+    id.start_time = self.start_time;
     id.pidns = read_pidns("/proc/self/ns/pid");
     return id;
 }
@@ -112,7 +119,7 @@ const process_identity& current_identity()
     // never inherits it locked by a thread that does not exist there.
     std::lock_guard<std::mutex> lock(registry_mutex);
     if (cached_generation != fork_generation()) {
-        cached = compute_identity();
+        cached = compute_identity(); // on failure nothing is cached: the next call tries again
         cached_generation = fork_generation();
     }
     return cached;
@@ -153,11 +160,22 @@ std::uint64_t process_start_time(std::uint32_t pid) noexcept
     return s.state == process_state::running ? s.start_time : 0;
 }
 
+const process_identity* known_identity() noexcept
+{
+    try {
+        return &current_identity();
+    } catch (...) {
+        return nullptr;
+    }
+}
+
 liveness probe_process(std::uint32_t pid, std::uint64_t start_time, std::uint64_t start_mask,
                        std::uint64_t pidns) noexcept
 {
     if (pid == 0) return liveness::dead;
-    const std::uint64_t ours = current_identity().pidns;
+    const process_identity* me = known_identity();
+    if (!me) return liveness::unknown;
+    const std::uint64_t ours = me->pidns;
     if (pidns != 0 && ours != 0 && pidns != ours) return liveness::unknown;
     const process_state_info s = probe_start_time(pid);
     switch (s.state) {
@@ -169,19 +187,30 @@ liveness probe_process(std::uint32_t pid, std::uint64_t start_time, std::uint64_
     return (s.start_time & start_mask) == (start_time & start_mask) ? liveness::alive : liveness::dead;
 }
 
-void register_private_fd(int fd, bool shared_description)
+int open_lock_description(int fd)
 {
     current_identity(); // installs the fork handlers
+    // Opened and registered under the lock that fork()'s prepare handler
+    // takes: no fork can copy the new fd before it is registered.
     std::lock_guard<std::mutex> lock(registry_mutex);
-    private_fds().push_back({fd, shared_description});
+    auto& v = private_fds();
+    v.reserve(v.size() + 1); // the push_back below cannot throw after the open
+    int own = reopen_fd(fd, true);
+    const bool shared = own < 0;
+    if (shared) own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (own < 0) return -1;
+    v.push_back({own, shared});
+    return own;
 }
 
-void unregister_private_fd(int fd) noexcept
+void close_lock_description(int fd) noexcept
 {
+    if (fd < 0) return;
     std::lock_guard<std::mutex> lock(registry_mutex);
     auto& v = private_fds();
     auto it = std::find_if(v.begin(), v.end(), [fd](const registered_fd& r) { return r.fd == fd; });
     if (it != v.end()) v.erase(it);
+    ::close(fd);
 }
 
 bool has_private_description(int fd) noexcept

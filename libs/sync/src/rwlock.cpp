@@ -91,7 +91,6 @@ bool rwlock::drain_readers(const deadline_clock::time_point* deadline, bool& rec
                 continue;
             }
             const auto now = deadline_clock::now();
-            if (deadline && now >= *deadline) return false;
             if (now - since >= liveness_poll_interval) {
                 if (att_->reclaim_if_dead(i)) {
                     s_->reader_recoveries.fetch_add(1, std::memory_order_relaxed);
@@ -99,6 +98,7 @@ bool rwlock::drain_readers(const deadline_clock::time_point* deadline, bool& rec
                 }
                 since = now;
             }
+            if (deadline && now >= *deadline) return false;
             auto until = since + liveness_poll_interval;
             if (deadline) until = std::min(until, *deadline);
             // Register, then read the sequence, then re-check the slot: a

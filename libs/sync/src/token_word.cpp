@@ -36,12 +36,14 @@ bool take_over(const token_word_ref& w, std::uint32_t dead, std::uint32_t me) no
 word_outcome acquire_token_word(const token_word_ref& w, shmkit::detail::attachment& att, std::uint32_t me,
                                 const deadline_clock::time_point* deadline)
 {
+    // The holder is timed from our arrival, spinning included, so that a
+    // wait of one poll interval (e.g. try_lock_for(10ms)) does check it.
+    std::uint32_t watched = w.word.load(std::memory_order_relaxed);
+    deadline_clock::time_point since = deadline_clock::now();
     for (int i = 0; i < spin_iterations; ++i) {
         if (try_take_free(w.word, me)) return word_outcome::acquired;
         cpu_relax();
     }
-    std::uint32_t watched = 0; // the holder we are timing
-    deadline_clock::time_point since{};
     for (;;) {
         const std::uint32_t seen = w.word.load(std::memory_order_relaxed);
         if (seen == 0) {
@@ -49,16 +51,18 @@ word_outcome acquire_token_word(const token_word_ref& w, shmkit::detail::attachm
             continue;
         }
         const auto now = deadline_clock::now();
-        if (deadline && now >= *deadline) return word_outcome::timed_out;
         if (seen != watched) {
             watched = seen;
             since = now;
         } else if (now - since >= liveness_poll_interval) {
             // The same holder for a whole interval: is it still there?
+            // (Checked before the deadline: a wait that ends exactly one
+            // interval after our arrival still recovers a dead holder.)
             if (!att.token_alive(seen & shmkit::detail::token_mask) && take_over(w, seen, me))
                 return word_outcome::recovered;
             since = now;
         }
+        if (deadline && now >= *deadline) return word_outcome::timed_out;
         auto until = since + liveness_poll_interval;
         if (deadline) until = std::min(until, *deadline);
         // seq_cst increment, then the kernel compares the word again: a

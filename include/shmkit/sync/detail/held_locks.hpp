@@ -6,7 +6,8 @@
 // lock() through the same lock throw instead of deadlocking, lets bulk
 // operations run inside a lock their own thread holds, and keeps one
 // thread's lock from being taken for another's. A lock is identified by its
-// key: the attachment (one per segment handle) and the lock's index.
+// key: the serial number of the attachment (one per segment object, never
+// reused in a process) and the lock's index.
 #ifndef SHMKIT_SYNC_DETAIL_HELD_LOCKS_HPP
 #define SHMKIT_SYNC_DETAIL_HELD_LOCKS_HPP
 
@@ -23,7 +24,7 @@ namespace detail {
 enum class hold_mode : std::uint8_t { shared, exclusive };
 
 struct held_lock {
-    const void* key = nullptr;
+    std::uint64_t key = 0;
     hold_mode mode = hold_mode::shared;
     bool recovered = false; ///< the acquisition took over from a dead holder
     /// Held by the parent when this process was forked from it: the lock
@@ -57,16 +58,22 @@ inline void forget_held(held_lock* l) noexcept
 }
 
 /// The record of `key`, inherited or not.
-inline held_lock* find_record(const void* key) noexcept
+inline held_lock* find_record(std::uint64_t key) noexcept
 {
+    // A record this thread really holds first; an inherited one (fork)
+    // only if there is none.
     held_set& s = held_by_this_thread;
+    held_lock* inherited = nullptr;
     for (int i = 0; i < s.count; ++i)
-        if (s.locks[i].key == key) return &s.locks[i];
-    return nullptr;
+        if (s.locks[i].key == key) {
+            if (!s.locks[i].inherited) return &s.locks[i];
+            inherited = &s.locks[i];
+        }
+    return inherited;
 }
 
 /// The record of `key` if this thread really holds it.
-inline held_lock* find_held(const void* key) noexcept
+inline held_lock* find_held(std::uint64_t key) noexcept
 {
     held_lock* l = find_record(key);
     return l && !l->inherited ? l : nullptr;
@@ -81,7 +88,7 @@ inline void mark_all_inherited() noexcept
 
 /// Records a lock just acquired. Throws std::system_error if this thread
 /// already holds `capacity` shmkit locks (the caller then releases it).
-inline bool try_note_held(const void* key, hold_mode mode, bool recovered) noexcept
+inline bool try_note_held(std::uint64_t key, hold_mode mode, bool recovered) noexcept
 {
     held_set& s = held_by_this_thread;
     if (SHMKIT_UNLIKELY(s.count == held_set::capacity)) return false;
@@ -89,16 +96,10 @@ inline bool try_note_held(const void* key, hold_mode mode, bool recovered) noexc
     return true;
 }
 
-/// Before an acquisition: throws if this thread holds `key`; forgets an
-/// inherited record of it. Returns false if the thread holds it.
-inline bool may_acquire(const void* key) noexcept
-{
-    held_lock* l = find_record(key);
-    if (!l) return true;
-    if (!l->inherited) return false;
-    forget_held(l);
-    return true;
-}
+/// Before an acquisition: false if this thread holds `key`. An inherited
+/// record (a guard made in the parent before fork()) stays: the guard will
+/// release it later, after our own record is gone.
+inline bool may_acquire(std::uint64_t key) noexcept { return find_held(key) == nullptr; }
 
 [[noreturn]] inline void throw_too_many_held()
 {
