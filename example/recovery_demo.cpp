@@ -7,9 +7,10 @@
 //      and is SIGKILLed right there, in the middle of its update, while
 //      three reader processes wait for the lock.
 //   3. The readers waiting for the lock notice the dead holder within about
-//      10 ms; one of them takes the lock over and is told (recovered()). They
-//      all get in. The parent then takes the write lock and repairs the
-//      half-written record.
+//      10 ms; one of them takes the lock over. Every one of them is told
+//      (recovered()), because no writer has repaired the record yet. The
+//      parent then takes the write lock, repairs the half-written record,
+//      and from then on nobody is told anything.
 #include <shmkit.hpp>
 
 #include <chrono>
