@@ -45,10 +45,12 @@ SHMKIT_BUFFER_ELEMENT(double, f64, std::uint64_t)
 /// `T` is one of int8_t, uint8_t, int16_t, uint16_t, int32_t, uint32_t,
 /// int64_t, uint64_t, float, double.
 ///
-/// Element operations (get, set, incr, add, cas, ...) are lock-free atomics
-/// (floats through integers of the same width): safe from any number of
-/// threads and processes, they never block, and a process killed in one
-/// leaves the element either changed or not. get() has acquire, set()
+/// Element operations (get, set, xchg, cas, cmpxchg, add, incr, decr,
+/// fetch_and/or/xor) are lock-free atomics (floats through integers of the
+/// same width): safe from any number of threads and processes, O(1), no
+/// syscall, they never block, they throw std::out_of_range for a bad index
+/// (nothing touched) and nothing else, and a process killed in one leaves
+/// the element either changed or not. get() has acquire, set()
 /// release and the read-modify-writes acq_rel ordering. They do not take the
 /// buffer's lock: holding lock() excludes other *bulk* operations and other
 /// lockers, not element operations.
@@ -60,6 +62,10 @@ SHMKIT_BUFFER_ELEMENT(double, f64, std::uint64_t)
 /// *element* writes, slice() guarantees only that each element it returns
 /// is a value that element held (no torn element); the snapshot as a whole
 /// may mix element values from before and after such writes.
+/// Bulk operations are O(elements touched); readers take no lock but wait
+/// while a bulk write is in progress; writers block for the write lock. See
+/// detail::buffer_base for what they throw besides std::out_of_range (a
+/// thread holding the lock shared gets std::system_error from a bulk write).
 ///
 /// Crash safety: see detail/buffer_base.hpp. A holder of the lock (shared or
 /// exclusive) killed at any point is recovered by the next process that
@@ -69,6 +75,11 @@ SHMKIT_BUFFER_ELEMENT(double, f64, std::uint64_t)
 /// Handles: move-only, and may be shared by the threads of a process.
 /// Holding the lock is recorded per thread: a thread's bulk operations run
 /// inside the lock that thread holds, never inside another thread's.
+///
+/// Opening and creating throw what segment does (shmkit::error naming the
+/// path and the mismatch, std::invalid_argument) and shmkit::error
+/// (errc::corrupt_header) when the header's element stride, capacity and
+/// data size do not fit together; a refused file is left unchanged.
 template <class T>
 class buffer : public detail::buffer_base {
     static_assert(detail::buffer_element<T>::supported,
@@ -91,7 +102,8 @@ public:
     {
     }
     /// Opens `path` if it exists (refusing another element type or another
-    /// capacity, with an error naming both), or creates it.
+    /// capacity with shmkit::error, errc::type_mismatch or
+    /// errc::capacity_mismatch, naming both), or creates it.
     buffer(open_or_create_t, const std::string& path, std::size_t capacity, const structure_options& opt = {})
         : buffer_base(open(open_or_create, path, capacity, spec(), opt), spec())
     {
@@ -100,6 +112,7 @@ public:
     buffer(open_only_t, const std::string& path) : buffer_base(open(open_only, path, spec()), spec()) {}
 
     /// A buffer in anonymous shared memory, shared with children forked later.
+    /// Throws std::invalid_argument (capacity 0 or too large), shmkit::error.
     static buffer anonymous(std::size_t capacity, const structure_options& opt = {})
     {
         return buffer(open_anonymous(capacity, spec(), opt));
@@ -115,13 +128,17 @@ public:
 
     buffer(buffer&&) noexcept = default;
 
-    // ---- Elements: lock-free, O(1), throw std::out_of_range for a bad index.
+    // ---- Elements: lock-free, O(1), throw std::out_of_range for a bad index,
+    // a kill leaves the element changed or not (see the class comment).
+
+    /// Element i (acquire load).
 
     T get(std::size_t i) const
     {
         check_index(i);
         return from(at(i).load(std::memory_order_acquire));
     }
+    /// Stores `v` in element i (release store).
     void set(std::size_t i, T v)
     {
         check_index(i);
@@ -152,7 +169,7 @@ public:
 
     // Integer elements only. Arithmetic wraps around (two's complement).
 
-    /// Adds `d`; returns the new value.
+    /// Adds `d`; returns the new value. incr()/decr() add 1 / subtract 1.
     template <class U = T, class = std::enable_if_t<std::is_integral_v<U>>>
     T add(std::size_t i, T d)
     {
@@ -190,7 +207,10 @@ public:
         return from(at(i).fetch_xor(to(mask), std::memory_order_acq_rel));
     }
     /// Adds deltas[k] to element from+k, each atomically (not as one bulk
-    /// write). Throws std::out_of_range before touching anything.
+    /// write, and without the lock or the seqlock: a concurrent slice() may
+    /// see some deltas applied and not others). Lock-free, O(n). Throws
+    /// std::out_of_range before touching anything. Killed half-way: some
+    /// deltas are applied and the others not, each element whole.
     template <class U = T, class = std::enable_if_t<std::is_integral_v<U>>>
     void add_slice(std::size_t from_index, boost::span<const T> deltas)
     {
@@ -202,7 +222,11 @@ public:
 
     // ---- Bulk: consistent with each other (see the class comment). ---------
 
-    /// Copies elements [from, from + count). O(count). Throws std::out_of_range.
+    /// Copies elements [from, from + count). O(count) per attempt, retried
+    /// when a bulk write overlaps; waits while a bulk write is in progress,
+    /// and recovers a writer that died in one (detail/buffer_base.hpp,
+    /// get_raw()). Throws std::out_of_range (nothing copied), std::bad_alloc.
+    /// A reader killed here holds nothing.
     std::vector<T> slice(std::size_t from_index, std::size_t count) const
     {
         check_range(from_index, count);
@@ -210,21 +234,26 @@ public:
         copy_out(from_index, out.data(), count);
         return out;
     }
-    /// Copies out.size() elements starting at `from` into `out`.
+    /// Copies out.size() elements starting at `from` into `out`. As above
+    /// (throws std::out_of_range, nothing copied).
     void slice(std::size_t from_index, boost::span<T> out) const
     {
         check_range(from_index, out.size());
         copy_out(from_index, out.data(), out.size());
     }
     /// Writes `values` at `from` as one bulk write. Throws std::out_of_range
-    /// (nothing written). Reentrant under this handle's write lock; throws
-    /// std::system_error under this handle's shared lock.
+    /// (nothing written). O(values.size()). Reentrant for a thread that
+    /// holds the write lock; throws std::system_error for a thread that
+    /// holds it shared. Killed half-way: some elements hold the new values,
+    /// the others the old ones, each element whole (detail/buffer_base.hpp).
     void set_slice(std::size_t from_index, boost::span<const T> values)
     {
         check_range(from_index, values.size());
         bulk_write([&] { store_each(&at(from_index), values.data(), values.size()); });
     }
-    /// Sets every element to `v` as one bulk write.
+    /// Sets every element to `v` as one bulk write. O(capacity); blocks and
+    /// throws as set_slice() (no std::out_of_range). Killed half-way: some
+    /// elements are set, the others not, each element whole.
     void fill(T v)
     {
         bulk_write([&] {
@@ -244,8 +273,10 @@ public:
 
     /// The whole element area, zero-copy (the seed's as_scalar). Plain
     /// accesses through it are not atomic: use them under lock() /
-    /// lock_shared(), or for data no other process writes meanwhile.
+    /// lock_shared(), or for data no other process writes meanwhile (the
+    /// lock does not exclude element operations). O(1), no syscall.
     boost::span<T> view() const noexcept { return {data(), capacity()}; }
+    /// Element 0 of the element area (as view()).
     T* data() const noexcept { return reinterpret_cast<T*>(slot(0)); }
     /// Pointer to element i (the seed's ptr_at). Throws std::out_of_range.
     T* ptr(std::size_t i) const

@@ -20,12 +20,15 @@ enum class errc {
     capacity_mismatch,   ///< another capacity than explicitly requested
     not_initialised,     ///< the segment was never completely initialised
     attach_table_full,   ///< every attach-table entry is held by a live process
-    not_supported        ///< the operation does not apply to this backing
+    not_supported        ///< the operation does not apply to this backing (reserved: nothing throws it yet)
 };
 
-/// The error category of shmkit::errc ("shmkit").
+/// The error category of shmkit::errc ("shmkit"). One object per process,
+/// created on first use (thread-safe). O(1). Throws nothing.
 const std::error_category& error_category() noexcept;
 
+/// Makes `e` an error_code of error_category(); lets errc compare with
+/// error codes (`e.code() == shmkit::errc::kind_mismatch`). Throws nothing.
 inline std::error_code make_error_code(errc e) noexcept
 {
     return {static_cast<int>(e), error_category()};
@@ -35,8 +38,14 @@ inline std::error_code make_error_code(errc e) noexcept
 ///
 /// The message always names the path or name involved and what is wrong,
 /// e.g. `shmkit: /dev/shm/jobs: kind mismatch: segment is a pool, expected a buffer`.
+/// code() is a shmkit::errc for a bad segment, or an errno value in
+/// std::generic_category() for a system failure. A plain value: copying and
+/// reading it is thread-safe as for any const object, and it holds no
+/// process-shared state (nothing to recover if its process dies).
 class error : public std::system_error {
 public:
+    /// The message becomes "shmkit: <where>: <what>". Throws std::bad_alloc
+    /// only (building the message).
     error(std::error_code ec, const std::string& where, const std::string& what);
 
     /// The path, name or description of the object the failure is about.
@@ -47,8 +56,10 @@ private:
 };
 
 namespace detail {
-/// Throws shmkit::error for the current errno-style value `err`.
+/// Throws shmkit::error for the errno value `err` (generic_category); the
+/// message is "<what>: <strerror text>".
 [[noreturn]] void throw_errno(int err, const std::string& where, const std::string& what);
+/// Throws shmkit::error for the shmkit condition `e`.
 [[noreturn]] void throw_error(errc e, const std::string& where, const std::string& what);
 } // namespace detail
 

@@ -35,7 +35,7 @@ enum class backing {
     adopted_fd ///< an fd received from elsewhere (e.g. SCM_RIGHTS)
 };
 
-/// Name of a backing ("file", "posix", ...).
+/// Name of a backing ("file", "posix", "anonymous", "memfd", "fd"). O(1), throws nothing.
 const char* to_string(backing b) noexcept;
 
 inline std::ostream& operator<<(std::ostream& os, backing b) { return os << to_string(b); }
@@ -48,9 +48,12 @@ struct region_options {
     mode_t mode = 0600;
 };
 
-/// Called once to initialise the memory of a region being created, before any
+/// Called to initialise the memory of a region being created, before any
 /// other process can see it. Receives the mapped base and size; the memory is
 /// zero-filled. If it throws, nothing is published and the exception propagates.
+/// With open_or_create it may run and have its work discarded: when another
+/// process links the name first, this call opens the winner's segment
+/// instead (created() is false).
 using region_initializer = std::function<void(void* base, std::size_t size)>;
 
 /// A mapped segment of shared memory and where it lives. Move-only.
@@ -60,18 +63,35 @@ using region_initializer = std::function<void(void* base, std::size_t size)>;
 /// (O_TMPFILE) in the target directory, sized with posix_fallocate (so a full
 /// disk or /dev/shm is an error now, not a SIGBUS later), initialised, and
 /// then linked under its name. Of several processes racing to create the same
-/// name exactly one link succeeds; the others open the winner's segment. A
-/// creator that dies half-way leaves nothing behind. Paths are never followed
-/// through a symlink (O_NOFOLLOW; link(2) never follows its target); every fd
-/// is FD_CLOEXEC.
+/// name exactly one link succeeds; the others open the winner's segment
+/// (open_or_create) or fail with EEXIST (create_only). A creator that dies
+/// half-way leaves nothing under the name; on a file system without
+/// O_TMPFILE the staging file is a hidden `.shmkit-tmp.<pid>.<n>` in the
+/// target directory, which a creator killed before the link leaves behind.
+/// A symlink as the last path component is never followed (O_NOFOLLOW;
+/// link(2) never follows its target); symlinked directories above it are
+/// followed.
+/// Every fd is FD_CLOEXEC.
+///
+/// Complexity and syscalls: creating is O(size) (posix_fallocate, the
+/// initialiser) plus open, fchmod, mmap and link; opening is a few syscalls
+/// (open, fstat, mmap), O(1). The accessors are O(1), noexcept, no syscall.
+/// Failures throw shmkit::error naming the path (with an errno, or
+/// errc::not_a_segment / errc::truncated for a non-regular or empty file);
+/// bad arguments throw std::invalid_argument; nothing is left created or
+/// mapped by a call that throws.
 ///
 /// Each region owns its fd (an adopted fd is reopened through /proc/self/fd
 /// or duplicated). Liveness locks are not taken on it: a segment's
 /// attachment opens a description of its own for them (attach_table.hpp).
 ///
-/// Thread safety: distinct regions are independent; one region is safe for
-/// concurrent const use (data(), size(), ...). Moving or destroying it while
-/// another thread uses it is a data race.
+/// Thread/process safety: distinct regions are independent; one region is
+/// safe for concurrent const use (data(), size(), ...), and sync() and
+/// unlink() change no member, so they may run beside it. Moving or
+/// destroying a region while another thread uses it is a data race. The region adds no
+/// synchronisation to the memory it maps: that is up to the caller (see
+/// segment and the structures). A process that dies with a region mapped
+/// loses only its own mapping and fd; the segment is unaffected.
 class region {
 public:
     /// An empty region (no mapping).
@@ -80,25 +100,33 @@ public:
     region& operator=(region&&) noexcept;
     region(const region&) = delete;
     region& operator=(const region&) = delete;
-    /// Unmaps and closes; never unlinks.
+    /// Unmaps and closes; never unlinks. Throws nothing.
     ~region();
 
     /// Creates a file-backed region of `size` bytes; fails (EEXIST) if `path`
-    /// exists. Throws shmkit::error (EEXIST, EACCES, ENOSPC, ...), or
-    /// std::invalid_argument if size is 0.
+    /// exists (or is a symlink). Throws shmkit::error (EEXIST, EACCES,
+    /// ENOSPC, ...), std::invalid_argument if size is 0 or above LLONG_MAX,
+    /// or whatever `init` throws.
     static region file(create_only_t, const std::string& path, std::size_t size,
                        const region_initializer& init, const region_options& opt = {});
     /// Opens an existing file-backed region read-write, mapping its whole size.
-    /// Throws shmkit::error (ENOENT, ELOOP for a symlink, errc::truncated if empty).
+    /// Throws shmkit::error (ENOENT, ELOOP for a symlink, errc::not_a_segment
+    /// if not a regular file, errc::truncated if empty). The file is only
+    /// mapped, never written; its contents are not checked here (segment does).
     static region file(open_only_t, const std::string& path);
     /// Opens `path` if it exists, otherwise creates it as with create_only.
-    /// created() tells which happened.
+    /// created() tells which happened; an opened file keeps its own size
+    /// (`size` and `init` are then unused). Throws as the two above, and
+    /// shmkit::error (EAGAIN) if the name is created and removed by others
+    /// 16 times in a row while this call retries.
     static region file(open_or_create_t, const std::string& path, std::size_t size,
                        const region_initializer& init, const region_options& opt = {});
 
     /// The same three for POSIX named shared memory. `name` is "NAME" or
     /// "/NAME" (one component, no further '/'); it lives in /dev/shm and is
     /// interchangeable with shm_open(3) and boost::interprocess::shared_memory_object.
+    /// Throws as the file versions, and std::invalid_argument for a name
+    /// that is not one component of at most NAME_MAX bytes.
     static region posix(create_only_t, const std::string& name, std::size_t size,
                         const region_initializer& init, const region_options& opt = {});
     static region posix(open_only_t, const std::string& name);
@@ -106,15 +134,24 @@ public:
                         const region_initializer& init, const region_options& opt = {});
 
     /// Anonymous shared memory inherited by children forked after this call.
+    /// One mmap, then `init`. Throws std::invalid_argument (size 0),
+    /// shmkit::error if the mapping fails, or what `init` throws. Not
+    /// reserved in advance (there is no file to fallocate).
     static region anonymous(std::size_t size, const region_initializer& init);
 
     /// A memfd region: `name` is a label shown in /proc/<pid>/fd, not a path.
     /// Sealed against shrinking and growing, so no process can truncate it
-    /// under a mapping. Pass fd() to another process to share it.
+    /// under a mapping. Pass fd() to another process to share it. Reserved
+    /// with posix_fallocate like a file. Throws std::invalid_argument (size
+    /// 0), shmkit::error (memfd_create, ENOSPC, sealing or mapping failed),
+    /// or what `init` throws. A creator killed half-way leaves nothing.
     static region memfd(const std::string& name, std::size_t size, const region_initializer& init);
 
     /// Maps the file or memfd behind `fd`, received from elsewhere. The caller
-    /// keeps its own fd (this region reopens it privately).
+    /// keeps its own fd (this region reopens it privately through
+    /// /proc/self/fd, or duplicates it without /proc). Maps the whole file.
+    /// Throws shmkit::error (EBADF, ..., errc::not_a_segment if not a regular
+    /// file, errc::truncated if empty).
     static region from_fd(int fd);
 
     explicit operator bool() const noexcept { return base_ != nullptr; }
@@ -128,16 +165,23 @@ public:
     /// True if this call created and initialised the region.
     bool created() const noexcept { return created_; }
 
-    /// Writes dirty pages back (msync); meaningful for file-backed regions.
-    /// Throws shmkit::error on failure.
+    /// Writes dirty pages back (msync; MS_ASYNC when `wait` is false);
+    /// meaningful for file-backed regions; does nothing on an empty region.
+    /// O(size) at worst (the dirty pages). Throws shmkit::error on failure.
+    /// A process killed during it leaves some pages written back, others not.
     void sync(bool wait = true);
 
     /// Removes the name (file or POSIX object) if it still names this very
     /// segment; mappings stay valid. Returns false if there was nothing to
-    /// remove (unnamed backing, or the name now refers to another file).
+    /// remove (unnamed backing, or the name now refers to another file) or
+    /// the unlink failed (e.g. EACCES); throws nothing. Syscalls: fstat,
+    /// lstat, unlink; the check and the unlink are two steps, so a name
+    /// replaced in between is removed anyway.
     bool unlink();
 
-    /// Removes a POSIX named object; false if it did not exist.
+    /// Removes a POSIX named object, whatever segment it names now; false if
+    /// it could not be removed (did not exist, permission denied). Throws
+    /// std::invalid_argument for an invalid name. Mappings stay valid.
     static bool remove_posix(const std::string& name);
 
 private:

@@ -34,8 +34,9 @@ struct segment_layout {
     std::uint32_t attach_capacity = 128;   ///< processes (handles) attached at once, at most 4095
     std::array<std::uint64_t, 4> params{}; ///< structure-specific, immutable
 
-    /// Size of the segment in bytes (a multiple of the page size). Throws
-    /// std::invalid_argument for out-of-range counts or sizes that overflow.
+    /// Size of the segment in bytes (a multiple of 4096). O(1), pure
+    /// arithmetic (overflow-checked). Throws std::invalid_argument for
+    /// out-of-range counts or sizes that overflow.
     std::size_t total_size() const;
 
     /// What an opener of a segment created with this layout must find.
@@ -71,24 +72,53 @@ struct segment_stats {
 /// then claims an attach-table entry for this handle. Destruction releases
 /// the entry (a process that dies instead has it reclaimed by others).
 ///
-/// Thread safety: const members may be used from several threads; lock
-/// handles obtained from rwlock()/mutex() are each for one thread at a time.
+/// Thread/process safety: const members may be used from several threads;
+/// lock handles obtained from rwlock()/mutex() may be shared by the threads
+/// of a process (holding is recorded per thread, see sync/rwlock.hpp).
+/// Moving or destroying a segment while another thread uses it, or while
+/// handles obtained from it exist, is a data race / dangling use. Locks a
+/// thread still holds through a segment when it is destroyed are released
+/// the hard way: its entry is freed, and the next waiter recovers them as
+/// from a dead holder.
+///
+/// Creating and opening (the constructor and the static functions) throw
+/// what region throws (shmkit::error, std::invalid_argument, what `init`
+/// throws), std::invalid_argument for a bad segment_layout (total_size()),
+/// and shmkit::error for a segment refused by validation (errc::*
+/// naming the mismatch; nothing written to it), for a full attach table
+/// (errc::attach_table_full), or when the lock descriptor cannot be opened
+/// (e.g. EMFILE). Complexity: that of region, plus a scan of the attach
+/// table for a free or dead entry, O(attach_capacity) at worst, with a
+/// liveness probe (a fcntl(F_OFD_GETLK) or a /proc read) for each entry
+/// held by another handle. A process killed while opening leaves at most an
+/// entry that names it, which others reclaim. A creator killed after the
+/// region was linked but before it attached leaves a complete, valid
+/// segment (the header was written before the link); a create that throws
+/// at that point (validation, attach) leaves it too.
 class segment {
 public:
     segment() noexcept = default;
-    /// Validates `r` against `expect` and attaches to it.
+    /// Validates `r` against `expect` and attaches to it. Throws as
+    /// described above; `r` is unmapped if it throws.
     segment(region r, const segment_expectation& expect);
     segment(segment&&) noexcept = default;
     /// Releases this handle's attach entry before its mapping goes away.
     segment& operator=(segment&& o) noexcept;
+    /// Releases the attach entry (O(1) plus lowering the high-water mark,
+    /// O(attach_capacity) at worst), unmaps and closes. Throws nothing.
     ~segment() = default;
 
-    /// A region_initializer that writes the header and calls `init` on the payload.
+    /// A region_initializer that calls `init` on the payload and then writes
+    /// the header, init state last. Throws std::invalid_argument for a bad
+    /// layout now; the initialiser throws std::logic_error for a region
+    /// smaller than the layout.
     static region_initializer initializer(const segment_layout& layout, data_initializer init = {});
 
     static segment file(create_only_t, const std::string& path, const segment_layout& layout,
                         data_initializer init = {}, const region_options& opt = {});
     /// Opens an existing segment; `expect` defaults to a raw segment of any size.
+    /// With open_or_create, an existing segment must match layout.expectation()
+    /// (kind, element type and size, capacity); its other fields are its own.
     static segment file(open_only_t, const std::string& path, const segment_expectation& expect = {});
     static segment file(open_or_create_t, const std::string& path, const segment_layout& layout,
                         data_initializer init = {}, const region_options& opt = {});
@@ -109,24 +139,39 @@ public:
     void* data() const noexcept { return at(geometry_.data_offset); }
     std::size_t data_size() const noexcept { return geometry_.data_size; }
     std::uint64_t capacity() const noexcept { return geometry_.capacity; }
+    /// Structure parameter `i`, 0 <= i < 4 (unchecked).
     std::uint64_t param(std::size_t i) const noexcept { return geometry_.params[i]; }
     const shmkit::region& get_region() const noexcept { return region_; }
     const std::string& name() const noexcept { return region_.name(); }
     int fd() const noexcept { return region_.fd(); }
     bool created() const noexcept { return region_.created(); }
 
-    /// A new handle on rwlock `i` (0 <= i < header().n_rwlocks); throws std::out_of_range.
+    /// A new handle on rwlock `i` (0 <= i < header().n_rwlocks); throws
+    /// std::out_of_range. O(1), no syscall, nothing shared is touched. The
+    /// handle must not outlive this segment.
     sync::rwlock rwlock(std::uint32_t i = 0) const;
-    /// A new handle on mutex `i`; throws std::out_of_range.
+    /// A new handle on mutex `i` (0 <= i < header().n_mutexes); throws
+    /// std::out_of_range. As rwlock() otherwise.
     sync::mutex mutex(std::uint32_t i = 0) const;
 
     /// Frees the attach entries of dead processes (and with them their read
     /// locks). Waiters do this by themselves when they need to; tools call it.
+    /// Returns how many entries were freed. Process- and thread-safe (each
+    /// entry is claimed with a CAS before it is wiped). O(high-water mark),
+    /// a liveness probe (syscall) per entry in use. Throws nothing. Killed
+    /// half-way: an entry being wiped still names a dead owner and is
+    /// reclaimed again by the next reclaimer.
     std::uint32_t reclaim_dead() { return att_->reclaim_dead(); }
+    /// Counters and liveness of the attach table and the locks. A snapshot
+    /// of relaxed loads, not atomic as a whole. O(high-water mark + locks),
+    /// a liveness probe (syscall) per entry in use. Throws std::bad_alloc.
+    /// Reads only.
     segment_stats stats() const;
+    /// The entries in use, with their PID and liveness; as stats() for cost.
     std::vector<detail::attach_info> attached() const { return att_->entries_in_use(); }
     detail::attachment& attachment() const noexcept { return *att_; }
 
+    /// region::sync() and region::unlink().
     void sync(bool wait = true) { region_.sync(wait); }
     bool unlink() { return region_.unlink(); }
 

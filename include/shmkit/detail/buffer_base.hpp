@@ -68,6 +68,22 @@ struct buffer_spec {
     const char* size_name;    ///< "element size" or "string width"
 };
 
+/// The members shared by buffer<T> and str_buffer (their public API).
+///
+/// Thread/process safety: every member may be called from any number of
+/// processes at once, and from threads of one process sharing a handle,
+/// except moving/destroying the handle and create_eventfd() /
+/// attach_eventfd(), which replace this handle's notifier and need the
+/// handle to themselves. The observers (capacity() ... get_segment()) are
+/// O(1), noexcept, no syscall.
+///
+/// Exceptions common to every blocking member (lock*, bulk reads and
+/// writes): std::system_error (resource_deadlock_would_occur) when the
+/// calling thread already holds the lock in a way that would deadlock,
+/// std::system_error (resource_unavailable_try_again) when it already holds
+/// 16 shmkit locks, and shmkit::error in a forked child whose first use
+/// cannot claim an attach entry (errc::attach_table_full). The lock is not
+/// left held by a call that throws.
 class buffer_base {
 public:
     buffer_base(const buffer_base&) = delete;
@@ -76,8 +92,14 @@ public:
     // ---- Locking: the crash-recoverable rwlock of the buffer. ----------------
     // Process- and thread-safe; holding is recorded per thread. A thread that
     // locks again what it holds gets std::system_error instead of a
-    // deadlock. A holder that dies is recovered by the next acquirer within
-    // ~10 ms; recovered() tells that acquirer, while it holds the lock.
+    // deadlock; unlocking what it does not hold throws std::system_error
+    // (operation_not_permitted). A holder that dies is recovered by the next
+    // blocking or timed acquirer within ~10 ms (try_lock / try_lock_shared
+    // never recover); recovered() tells the acquirers, while they hold the
+    // lock, until a writer unlocks. Element operations of buffer<T> do not
+    // take this lock. Costs and crash windows: sync/rwlock.hpp.
+    // lock(), try_lock() and try_lock_for() also close a bulk write that a
+    // dead writer left open (the seqlock, stats().bulk_recoveries): O(1).
 
     void lock();
     bool try_lock();
@@ -103,7 +125,8 @@ public:
     void lock_rd() { lock_shared(); }
     void unlock_rd() { unlock_shared(); }
     /// True while the calling thread holds the lock, if its acquisition
-    /// recovered a dead holder (the data may be half-updated).
+    /// recovered a dead holder, or a dead writer was taken over earlier and
+    /// no writer has unlocked since (the data may be half-updated). O(1).
     bool recovered() const noexcept { return lock_.recovered(); }
 
     // ---- Information --------------------------------------------------------
@@ -111,6 +134,7 @@ public:
     std::size_t capacity() const noexcept { return capacity_; }
     /// Bytes of one element (str_buffer: the width, the longest value).
     std::size_t elem_size() const noexcept { return spec_.elem_size; }
+    /// Bytes mapped (the whole segment).
     std::size_t mmap_size() const noexcept { return seg_.get_region().size(); }
     /// Path (file), "/NAME", "memfd:NAME", "anonymous" or "fd:N".
     const std::string& path() const noexcept { return seg_.name(); }
@@ -118,37 +142,62 @@ public:
     int fd() const noexcept { return seg_.fd(); }
     /// True if this handle created the buffer.
     bool created() const noexcept { return seg_.created(); }
+    /// Sizes, and the lock, bulk-write and segment counters (see
+    /// segment::stats()): relaxed loads, not one atomic snapshot.
+    /// O(attach-table high-water mark), one liveness probe (syscall) per
+    /// entry in use. Throws std::bad_alloc. Reads only.
     buffer_stats stats() const;
     /// The underlying segment (attach table, header), for tools.
     const segment& get_segment() const noexcept { return seg_; }
 
+    /// msync of the mapping (region::sync()). Throws shmkit::error.
     void sync(bool wait = true) { seg_.sync(wait); }
-    /// Removes the name (file path); the mapping stays valid. False if unnamed.
+    /// Removes the name (file path); the mapping stays valid. False if
+    /// unnamed, if the path now names another file, or if unlink(2) failed;
+    /// throws nothing (region::unlink()).
     bool unlink() { return seg_.unlink(); }
 
     // ---- Raw bytes of the element area ---------------------------------------
 
     /// Copies `n` bytes from `byte_offset` of the element area: a snapshot
     /// consistent with bulk writes. Throws std::out_of_range (nothing read)
-    /// if the range is outside the element area.
+    /// if the range is outside the element area, std::bad_alloc.
+    /// O(n) per attempt, retried when a bulk write overlaps; takes no lock,
+    /// but waits (spins, then sleeps) while a bulk write is in progress, and
+    /// after ~10 ms of a stalled write tries the write lock to recover a
+    /// dead writer. Runs once, without the seqlock, when the calling thread
+    /// holds the lock. A reader killed here holds nothing.
     std::string get_raw(std::size_t byte_offset, std::size_t n) const;
-    /// Writes `bytes` at `byte_offset`: a bulk write (write lock + seqlock).
-    /// Throws std::out_of_range, nothing written.
+    /// Writes `bytes` at `byte_offset`: a bulk write (write lock + seqlock,
+    /// see the header comment); O(bytes.size()). Blocks for the write lock
+    /// unless the calling thread holds it exclusively; throws
+    /// std::system_error if it holds it shared. Throws std::out_of_range,
+    /// nothing written. Killed half-way: partially written.
     void set_raw(std::size_t byte_offset, std::string_view bytes);
 
     // ---- Notification (an eventfd held by this handle) -----------------------
+    // The eventfd is not in the segment: each handle has its own (or none),
+    // and processes share one by passing the fd. Semantics, costs and crash
+    // behaviour: sync/notifier.hpp. notify()/wait_notify() may run in
+    // several threads at once; create_eventfd()/attach_eventfd() may not run
+    // beside any other use of the handle's notifier.
 
     /// Creates an eventfd for this handle and returns it (pass it to other
-    /// processes, e.g. across fork or with SCM_RIGHTS).
+    /// processes, e.g. across fork or with SCM_RIGHTS). Replaces (and closes,
+    /// if owned) any previous one. One syscall; throws shmkit::error (EMFILE...).
     int create_eventfd();
     /// Uses an existing eventfd; with ownership::adopt the handle closes it.
+    /// Throws shmkit::error (EBADF, EINVAL if not an eventfd); the previous
+    /// notifier is kept if it throws.
     void attach_eventfd(int fd, sync::ownership own = sync::ownership::borrow);
     /// The eventfd, or -1.
     int eventfd() const noexcept { return notifier_ ? notifier_->fd() : -1; }
-    /// Adds `n` to the eventfd counter. Throws shmkit::error without one.
+    /// Adds `n` to the eventfd counter: one write(2). Throws shmkit::error
+    /// (EBADF) without an eventfd, or as notifier::notify().
     void notify(std::uint64_t n = 1);
     /// Waits up to `timeout` for notifications and consumes them; returns
-    /// the count, or nothing on timeout.
+    /// the count, or nothing on timeout. Blocks in poll(2). Throws
+    /// shmkit::error (EBADF) without an eventfd, or as notifier::wait().
     std::optional<std::uint64_t> wait_notify(std::chrono::nanoseconds timeout);
 
 protected:

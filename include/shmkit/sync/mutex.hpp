@@ -28,15 +28,32 @@ enum class acquire_status {
 ///
 /// When the owner dies holding it, the next process that needs it takes it
 /// over within one liveness_poll_interval and is told: acquire() returns
-/// acquire_status::owner_died and owner_died() is true until the next
-/// acquisition. Unlike a POSIX robust mutex there is no "consistent" step to
+/// acquire_status::owner_died and owner_died() is true while that thread
+/// holds the mutex. Only that acquirer is told (later acquirers are not).
+/// Unlike a POSIX robust mutex there is no "consistent" step to
 /// forget: the mutex is usable again at once, and the caller decides what
 /// to do with the data the dead owner may have left half-updated.
 /// (Boost.Interprocess's interprocess_mutex stays locked forever instead.)
 ///
-/// Thread safety: a handle may be shared by threads; holding is recorded
-/// per thread (detail/held_locks.hpp). Locking again a mutex the calling
-/// thread holds throws std::system_error (resource_deadlock_would_occur).
+/// Thread/process safety: a handle may be shared by threads; holding is
+/// recorded per thread (detail/held_locks.hpp). Locking again a mutex the
+/// calling thread holds throws std::system_error
+/// (resource_deadlock_would_occur); so does any acquisition when the thread
+/// already holds 16 shmkit locks (resource_unavailable_try_again), and in a
+/// forked child the first acquisition may throw shmkit::error
+/// (errc::attach_table_full) while claiming a fresh attach entry. The mutex
+/// is not held after a throw. Timeouts are return values.
+///
+/// Cost: uncontended lock()+unlock() is one CAS and one store, O(1), no
+/// syscall. Waiting spins briefly, then sleeps on a futex; once per
+/// liveness_poll_interval of waiting on the same owner it probes the
+/// owner's liveness (fcntl(F_OFD_GETLK) or a /proc read). unlock() makes a
+/// futex_wake syscall only when someone sleeps.
+///
+/// Crash: killed while holding it, or after the acquiring CAS, the owner
+/// word names a dead token and the next waiter takes it over (owner_died);
+/// killed while asleep waiting, only the waiter count stays one too high
+/// (an unneeded futex_wake per unlock).
 class mutex {
 public:
     mutex() noexcept = default;
@@ -52,8 +69,10 @@ public:
     /// Releases nothing: holding belongs to threads (use std::unique_lock).
     ~mutex() = default;
 
-    /// Blocks until acquired; reports whether the previous owner had died.
+    /// Blocks until acquired (no deadline); returns acquired or owner_died.
     acquire_status acquire() { return acquire_until(nullptr); }
+    /// As acquire(), but gives up after `d`: timed_out. A dead owner is
+    /// noticed only after one liveness_poll_interval of waiting.
     template <class Rep, class Period>
     acquire_status acquire_for(const std::chrono::duration<Rep, Period>& d)
     {
@@ -61,9 +80,13 @@ public:
         return acquire_until(&dl);
     }
 
+    /// acquire(), discarding the status (use owner_died() to ask).
     void lock() { acquire(); }
-    /// Acquires if free now; no waiting and no recovery.
+    /// Acquires if free now; no waiting and no recovery (false while a dead
+    /// owner holds it). O(1), no syscall.
     bool try_lock();
+    /// acquire_for() / its deadline form: true if acquired (owner_died
+    /// included, see owner_died()).
     template <class Rep, class Period>
     bool try_lock_for(const std::chrono::duration<Rep, Period>& d)
     {
@@ -74,7 +97,8 @@ public:
     {
         return try_lock_for(tp - Clock::now());
     }
-    /// Throws std::system_error (operation_not_permitted) if not held here.
+    /// Releases the mutex. O(1). Throws std::system_error
+    /// (operation_not_permitted) if the calling thread does not hold it.
     void unlock()
     {
         detail::held_lock* h = detail::find_record(key());
@@ -94,6 +118,7 @@ public:
     }
     /// Whether the calling thread holds the mutex.
     bool owns_lock() const noexcept { return detail::find_held(key()) != nullptr; }
+    /// Dead owners taken over, by any process (a relaxed load). O(1).
     std::uint64_t recoveries() const noexcept { return s_->recoveries.load(std::memory_order_relaxed); }
     /// The shared state, for stats and tools.
     const mutex_state* state() const noexcept { return s_; }

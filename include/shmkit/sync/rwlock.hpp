@@ -30,13 +30,29 @@ namespace sync {
 /// lock (as writer or reader) or while acquiring or releasing it. A waiter
 /// that needs the lock notices within one liveness_poll_interval (10 ms) that
 /// the holder is gone and takes over; recovered() then reports it, and
-/// recoveries() counts it. The protected data may be half-updated by the dead
-/// writer: recovered() is the caller's cue to check or repair it.
+/// recoveries() counts it. A dead writer is recovered by any blocking or
+/// timed acquirer (reader or writer); dead readers only hold up writers,
+/// and the writer draining them reclaims their process's attach entry
+/// (which releases all its read locks). try_lock() and try_lock_shared()
+/// never wait and never recover. The protected data may be half-updated by
+/// the dead writer: from the takeover until the next writer unlocks, every
+/// acquirer is told recovered(), the cue to check or repair it.
 ///
 /// Cost: uncontended lock()+unlock() is one CAS, one load per attached
 /// process slot (usually one or two cache lines) and one store; no syscall.
 /// lock_shared()+unlock_shared() is two RMWs on a cache line private to the
-/// calling process and two loads of a line shared read-only.
+/// calling process and two loads of a line shared read-only. lock() is
+/// O(high-water mark of the attach table) (the reader scan); the shared
+/// side is O(1). Syscalls only when waiting: futex wait/wake, and a
+/// liveness probe (fcntl(F_OFD_GETLK) or a /proc read) once per
+/// liveness_poll_interval of waiting on the same holder. unlock() makes a
+/// futex_wake syscall only when someone sleeps.
+///
+/// Exceptions: std::system_error (see below) for misuse by the calling
+/// thread, or (resource_unavailable_try_again) when it already holds 16
+/// shmkit locks; the lock is then not held. In a forked child the first
+/// acquisition claims a fresh attach entry and may throw shmkit::error
+/// (errc::attach_table_full). Timeouts are return values, not exceptions.
 ///
 /// Thread safety: a handle may be shared by the threads of a process. What
 /// a thread holds is recorded per thread (detail/held_locks.hpp): a thread
@@ -61,8 +77,14 @@ public:
     /// (use std::unique_lock / std::shared_lock for scoped holding).
     ~rwlock() = default;
 
-    /// Exclusive lock. Blocks; recovers a dead holder. Throws
-    /// std::system_error if this handle already holds the lock.
+    /// Exclusive lock. Blocks, without a deadline; recovers a dead writer
+    /// and dead readers. Throws std::system_error
+    /// (resource_deadlock_would_occur) if the calling thread already holds
+    /// the lock, in either mode, through any handle of the same segment
+    /// object. Killed once it owns the writer word (draining readers, or
+    /// holding the lock): the word names a dead token and the next acquirer
+    /// recovers it. Killed while asleep waiting for the word: only the
+    /// waiter count stays one too high (an unneeded futex_wake per unlock).
     void lock()
     {
         prepare_acquire();
@@ -77,8 +99,14 @@ public:
         lock_slow(expected == 0, nullptr);
     }
 
-    /// Exclusive lock if free now (no waiting, no recovery). Throws as lock().
+    /// Exclusive lock if free now (no waiting, no recovery; false also while
+    /// any reader holds it, live or dead). O(high-water mark), no syscall
+    /// unless it must wake a sleeper when backing off. Throws as lock().
     bool try_lock();
+
+    /// Exclusive lock, waiting at most until the deadline; false on timeout.
+    /// Recovers dead holders as lock() does, once it has waited one
+    /// liveness_poll_interval on them. Throws as lock().
 
     template <class Rep, class Period>
     bool try_lock_for(const std::chrono::duration<Rep, Period>& d)
@@ -93,8 +121,12 @@ public:
         return lock_slow(false, &dl);
     }
 
-    /// Releases the exclusive lock. Throws std::system_error
-    /// (operation_not_permitted) if this handle does not hold it.
+    /// Releases the exclusive lock, and clears the mark a recovered dead
+    /// writer left (this writer is deemed to have repaired the data). O(1).
+    /// Throws std::system_error (operation_not_permitted) if the calling
+    /// thread does not hold it exclusively. Killed before the releasing
+    /// store: the word names a dead token and is recovered (with recovered()
+    /// reported, though the data is whole).
     void unlock()
     {
         detail::held_lock* h = detail::find_record(key());
@@ -109,7 +141,10 @@ public:
         detail::release_token_word(s_->writer, s_->waiters);
     }
 
-    /// Shared lock. Blocks while a writer holds or waits; recovers a dead writer.
+    /// Shared lock. Blocks, without a deadline, while a writer holds or
+    /// waits; recovers a dead writer. Throws as lock(). Killed while holding
+    /// or acquiring it: its count stays in this handle's attach entry until
+    /// a waiting writer (or segment::reclaim_dead()) reclaims the entry.
     void lock_shared()
     {
         prepare_acquire();
@@ -121,9 +156,12 @@ public:
         lock_shared_slow(nullptr);
     }
 
-    /// Shared lock if no writer holds or waits now.
+    /// Shared lock if no writer holds or waits now (a dead one included).
+    /// O(1), no waiting, no recovery. Throws as lock().
     bool try_lock_shared();
 
+    /// Shared lock, waiting at most until the deadline; false on timeout.
+    /// Recovers a dead writer as lock_shared() does. Throws as lock().
     template <class Rep, class Period>
     bool try_lock_shared_for(const std::chrono::duration<Rep, Period>& d)
     {
@@ -142,7 +180,8 @@ public:
         return lock_shared_slow(&dl);
     }
 
-    /// Releases a shared lock. Throws std::system_error if not held.
+    /// Releases a shared lock. O(1). Throws std::system_error
+    /// (operation_not_permitted) if the calling thread does not hold it shared.
     void unlock_shared()
     {
         detail::held_lock* h = detail::find_record(key());
@@ -154,14 +193,17 @@ public:
     }
 
     /// True while the calling thread holds the lock, if its acquisition took
-    /// the lock over from a dead writer or released dead readers: the
-    /// protected data may be half-updated.
+    /// the lock over from a dead writer or released dead readers, or if a
+    /// dead writer was taken over earlier (by anyone) and no writer has
+    /// unlocked since: the protected data may be half-updated. O(1), no
+    /// shared access.
     bool recovered() const noexcept
     {
         const detail::held_lock* h = detail::find_held(key());
         return h && h->recovered;
     }
-    /// Whether the calling thread holds the lock exclusively / shared.
+    /// Whether the calling thread holds the lock exclusively / shared. O(1),
+    /// no shared access.
     bool holds_exclusive() const noexcept
     {
         const detail::held_lock* h = detail::find_held(key());
@@ -172,7 +214,8 @@ public:
         const detail::held_lock* h = detail::find_held(key());
         return h && h->mode == detail::hold_mode::shared;
     }
-    /// Dead writers recovered and dead readers released, by any process.
+    /// Dead writers recovered and dead readers released, by any process
+    /// (relaxed loads). O(1).
     std::uint64_t recoveries() const noexcept;
     /// The shared state, for stats and tools.
     const rwlock_state* state() const noexcept { return s_; }
