@@ -12,6 +12,7 @@
 #include <thread>
 
 #include <pthread.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 
@@ -717,6 +718,34 @@ BOOST_AUTO_TEST_CASE(a_record_of_a_destroyed_segment_matches_no_other)
     t.join();
     BOOST_TEST(!held);
     BOOST_TEST(could_lock);
+}
+
+BOOST_AUTO_TEST_CASE(child_that_could_not_get_a_private_description)
+{
+    // The parent holds the write lock and forks at its descriptor limit, so
+    // the child's fork handler cannot give it a private lock description:
+    // the child shares the parent's. It must still see its parent alive.
+    auto l = seg.rwlock(0);
+    l.lock();
+    struct rlimit old;
+    BOOST_REQUIRE_EQUAL(::getrlimit(RLIMIT_NOFILE, &old), 0);
+    const int lowest_free = ::dup(0);
+    ::close(lowest_free);
+    struct rlimit tight = old;
+    tight.rlim_cur = static_cast<rlim_t>(lowest_free); // the next open fails with EMFILE
+    BOOST_REQUIRE_EQUAL(::setrlimit(RLIMIT_NOFILE, &tight), 0);
+    test::child c([&] {
+        ::setrlimit(RLIMIT_NOFILE, &old);
+        if (seg.reclaim_dead() != 0) return 1; // the parent's entry is not dead
+        auto mine = seg.rwlock(0);
+        if (mine.try_lock_for(100ms)) return 2; // two writers
+        return 0;
+    });
+    ::setrlimit(RLIMIT_NOFILE, &old);
+    BOOST_TEST(c.wait() == 0);
+    BOOST_TEST(l.holds_exclusive());
+    BOOST_TEST(l.recoveries() == 0u);
+    l.unlock();
 }
 
 BOOST_AUTO_TEST_SUITE_END()
