@@ -165,6 +165,7 @@ public:
     std::vector<attach_info> entries_in_use() const;
 
     std::uint64_t reclaimed() const noexcept { return header_->reclaimed.load(std::memory_order_relaxed); }
+    std::uint64_t attaches() const noexcept { return header_->attaches.load(std::memory_order_relaxed); }
 
     /// Identifies lock `id` (< 256) of this attachment in the per-thread
     /// record of held locks: a serial number, never an address, so a record

@@ -51,8 +51,6 @@ process_state_info probe_start_time(std::uint32_t pid) noexcept;
 /// As current_identity(), or nullptr where that would throw.
 const process_identity* known_identity() noexcept;
 
-/// Start time of `pid` if it is running, else 0.
-std::uint64_t process_start_time(std::uint32_t pid) noexcept;
 
 enum class liveness { alive, dead, unknown };
 

@@ -154,12 +154,6 @@ process_state_info probe_start_time(std::uint32_t pid) noexcept
     return {process_state::running, start};
 }
 
-std::uint64_t process_start_time(std::uint32_t pid) noexcept
-{
-    const process_state_info s = probe_start_time(pid);
-    return s.state == process_state::running ? s.start_time : 0;
-}
-
 const process_identity* known_identity() noexcept
 {
     try {

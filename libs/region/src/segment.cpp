@@ -207,9 +207,8 @@ segment_stats segment::stats() const
     segment_stats s;
     s.attach_capacity = geometry_.attach_capacity;
     for (const auto& e : att_->entries_in_use()) (e.alive ? s.attached_alive : s.attached_dead) += 1;
-    const auto* th = static_cast<const detail::attach_table_header*>(at(geometry_.attach_offset));
-    s.attaches = th->attaches.load(std::memory_order_relaxed);
-    s.reclaimed = th->reclaimed.load(std::memory_order_relaxed);
+    s.attaches = att_->attaches();
+    s.reclaimed = att_->reclaimed();
     for (std::uint32_t i = 0; i < geometry_.n_rwlocks; ++i) {
         const auto& st = rwlock_state(i);
         s.lock_recoveries += st.recoveries.load(std::memory_order_relaxed) +
