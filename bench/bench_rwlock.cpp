@@ -22,7 +22,15 @@
 #include <boost/interprocess/sync/interprocess_sharable_mutex.hpp>
 
 #include <pthread.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <vector>
+#include <stdexcept>
 #include <cstdint>
 #include <iostream>
 #include <string>
@@ -154,6 +162,44 @@ row_result run_row(const options& opt, mode m, unsigned procs, unsigned attached
 
 } // namespace
 
+/// Recovery latency: a writer process takes the lock and is SIGKILLed
+/// while it holds it; how long until this process's lock() returns?
+/// Returns the sorted latencies in milliseconds.
+std::vector<double> recovery_latencies(int rounds)
+{
+    shmkit::segment_layout l;
+    l.n_rwlocks = 1;
+    l.data_size = 64;
+    shmkit::segment seg = shmkit::segment::memfd("bench_recovery", l);
+    auto lock = seg.rwlock(0);
+    std::vector<double> ms;
+    for (int r = 0; r < rounds; ++r) {
+        int ready[2];
+        if (::pipe(ready) != 0) throw std::runtime_error("pipe failed");
+        const pid_t holder = ::fork();
+        if (holder == 0) {
+            auto mine = seg.rwlock(0);
+            mine.lock();
+            const char c = 'x';
+            if (::write(ready[1], &c, 1) != 1) ::_exit(1);
+            for (;;) ::pause(); // killed here, holding the lock
+        }
+        char c;
+        const bool got = ::read(ready[0], &c, 1) == 1;
+        ::close(ready[0]);
+        ::close(ready[1]);
+        const auto t0 = std::chrono::steady_clock::now();
+        ::kill(holder, SIGKILL);
+        ::waitpid(holder, nullptr, 0);
+        if (!got) throw std::runtime_error("holder failed");
+        lock.lock();
+        ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        lock.unlock();
+    }
+    std::sort(ms.begin(), ms.end());
+    return ms;
+}
+
 int main(int argc, char** argv)
 {
     const options opt = parse_options(argc, argv,
@@ -210,6 +256,18 @@ int main(int argc, char** argv)
         tab.note("\"32 more attached\": 32 more handles stay attached (idle) while one process locks; every exclusive\n"
                  "lock() checks the reader count of each of the 33 attached entries (one cache line each).");
     tab.note("checksums: ok (every exclusive-lock increment of the shared counters accounted for)");
+    if (selected(opt, "recovery")) {
+        // Not a throughput row: the time from the SIGKILL of a writer that
+        // holds the lock to the return of the next lock(). The issue asks
+        // for at most 50 ms; the waiter checks the holder every 10 ms.
+        const std::vector<double> ms = recovery_latencies(opt.quick ? 5 : 20);
+        char line[200];
+        std::snprintf(line, sizeof line,
+                      "recovery of a writer killed holding the lock: median %.1f ms, max %.1f ms over %zu kills; "
+                      "target <= 50 ms: %s",
+                      ms[ms.size() / 2], ms.back(), ms.size(), ms.back() <= 50.0 ? "met" : "NOT MET");
+        tab.note(line);
+    }
     if (tab.noisy_rows())
         tab.note("noisy: in some of the runs kept, a worker was runnable but waited for a CPU (taken by other processes, or\n"
                  "by the other worker when the scheduler put both on one CPU) for more than " +
