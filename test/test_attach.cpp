@@ -276,3 +276,46 @@ BOOST_AUTO_TEST_CASE(high_water_mark_follows_the_entries_in_use)
     BOOST_TEST(a.reclaim_dead() == 3u);
     BOOST_TEST(a.attachment().high_water() == 1u);
 }
+
+BOOST_AUTO_TEST_CASE(kills_during_attach_and_detach_leak_no_entry)
+{
+    // Children attach and detach in a tight loop; the parent kills them at
+    // arbitrary points (inside claim, wipe, release, ...). Afterwards every
+    // entry must be claimable again: none is stuck half-claimed.
+    test::scratch_dir dir;
+    constexpr std::uint32_t capacity = 6;
+    segment a = segment::file(shmkit::create_only, dir / "s", layout(capacity));
+    auto* cycles = test::shared_scratch<std::atomic<long>>();
+    int kills = 0;
+    for (int round = 0; round < 150; ++round) {
+        test::child c([&] {
+            for (;;) {
+                try {
+                    segment s = segment::file(shmkit::open_only, dir / "s");
+                    s.attachment().token();
+                    cycles->fetch_add(1);
+                } catch (const shmkit::error&) {
+                    // table momentarily full of dead entries: try again
+                }
+            }
+            return 0;
+        });
+        // Let it get going (it has done at least one cycle), then kill it
+        // wherever it is.
+        const long before = cycles->load();
+        for (int spin = 0; spin < 100000 && cycles->load() == before; ++spin) ::sched_yield();
+        for (int spin = 0; spin < round % 7; ++spin) ::sched_yield();
+        c.kill();
+        c.wait();
+        ++kills;
+    }
+    a.reclaim_dead();
+    const auto st = a.stats();
+    BOOST_TEST(st.attached_dead == 0u);
+    BOOST_TEST(st.attached_alive == 1u);
+    std::vector<segment> all;
+    for (std::uint32_t i = 1; i < capacity; ++i) all.push_back(segment::file(shmkit::open_only, dir / "s"));
+    BOOST_TEST(a.stats().attached_alive == capacity);
+    BOOST_TEST(cycles->load() > kills);
+    BOOST_TEST_MESSAGE("kills " << kills << ", attach/detach cycles " << cycles->load());
+}
