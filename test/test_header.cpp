@@ -115,7 +115,7 @@ BOOST_AUTO_TEST_CASE(named_problems)
                    errc::foreign_platform, "pointer size");
     expect_refused(
         [](std::string& b) {
-            poke<std::uint32_t>(b, offsetof(segment_header, format_version), 2);
+            poke<std::uint32_t>(b, offsetof(segment_header, format_version), shmkit::detail::format_version + 1);
             reseal(b);
         },
         errc::version_mismatch, "version");

@@ -68,6 +68,17 @@ inline std::uint32_t make_token(std::uint32_t index, std::uint32_t generation) n
 {
     return ((generation & token_generation_mask) << token_index_bits) | (index + 1);
 }
+/// A 64-bit id of one claim of entry `index`: generation << 12 | index + 1.
+/// Unlike a token it never repeats (a 52-bit generation does not wrap), so
+/// it can sit in memory nobody scans (pool slot owners) and still never name
+/// a later claimer. 0 is never an owner id.
+inline std::uint64_t make_owner_id(std::uint32_t index, std::uint64_t generation) noexcept
+{
+    return (generation << token_index_bits) | (index + 1);
+}
+inline std::uint32_t owner_id_index(std::uint64_t id) noexcept { return std::uint32_t(id & token_index_mask) - 1; }
+inline std::uint64_t owner_id_generation(std::uint64_t id) noexcept { return id >> token_index_bits; }
+
 inline std::uint32_t token_index(std::uint32_t token) noexcept { return (token & token_index_mask) - 1; }
 inline std::uint32_t token_generation(std::uint32_t token) noexcept
 {
@@ -91,8 +102,9 @@ inline constexpr std::uint64_t owner_start_mask = 0x7fffffff;
 
 struct alignas(cache_line_size) attach_entry {
     std::atomic<std::uint64_t> owner; ///< see owner_ofd_backed; 0 = free
-    std::atomic<std::uint32_t> generation;
-    std::atomic<std::uint32_t> reserved;
+    /// Claims of this entry, ever (64 bits: never wraps). Tokens carry its
+    /// low 18 bits; owner ids (see attachment::owner_id()) carry all of it.
+    std::atomic<std::uint64_t> generation;
     std::atomic<std::uint64_t> start_time;
     std::atomic<std::uint64_t> pidns;
     std::atomic<std::uint32_t> readers[max_rwlocks]; ///< read locks held, per rwlock of the segment
@@ -132,6 +144,14 @@ public:
             reattach();
         return token_.load(std::memory_order_relaxed);
     }
+    /// Our owner id (see make_owner_id): as token(), with the whole
+    /// generation. One relaxed load and compare on the hot path.
+    std::uint64_t owner_id()
+    {
+        if (SHMKIT_UNLIKELY(fork_generation_.load(std::memory_order_acquire) != fork_generation()))
+            reattach();
+        return owner_id_.load(std::memory_order_relaxed);
+    }
     /// Our entry index (valid after token()).
     std::uint32_t index() const noexcept { return token_index(token_.load(std::memory_order_relaxed)); }
 
@@ -150,6 +170,18 @@ public:
     /// Whether the process that owned `token` still holds it. Slow: reads
     /// /proc and queries an OFD lock. Never true for a stale generation.
     bool token_alive(std::uint32_t token) const noexcept;
+
+    /// As token_alive(), for an owner id: false for a claim that ended.
+    bool owner_id_alive(std::uint64_t id) const noexcept;
+    /// The PID recorded for the claim `id` while its entry still names it
+    /// (alive, or dead and not yet reclaimed); 0 otherwise. Reads only.
+    std::uint32_t owner_id_pid(std::uint64_t id) const noexcept;
+    /// True if `id` is this attachment's own current claim. O(1), no syscall.
+    bool is_own_owner_id(std::uint64_t id) const noexcept
+    {
+        return id != 0 && id == owner_id_.load(std::memory_order_relaxed) &&
+               fork_generation_.load(std::memory_order_relaxed) == fork_generation();
+    }
 
     /// Whether entry i is claimed by a live process.
     bool entry_alive(std::uint32_t index) const noexcept;
@@ -201,6 +233,7 @@ private:
     std::string where_;
     std::vector<const std::atomic<std::uint32_t>*> lock_words_;
     std::atomic<std::uint32_t> token_{0};
+    std::atomic<std::uint64_t> owner_id_{0};
     std::atomic<std::uint32_t> fork_generation_{0};
     std::mutex reattach_mutex_;
 };

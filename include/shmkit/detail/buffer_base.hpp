@@ -24,8 +24,7 @@
 #ifndef SHMKIT_DETAIL_BUFFER_BASE_HPP
 #define SHMKIT_DETAIL_BUFFER_BASE_HPP
 
-#include <shmkit/segment.hpp>
-#include <shmkit/sync/notifier.hpp>
+#include <shmkit/detail/structure_base.hpp>
 #include <shmkit/sync/seqlock.hpp>
 
 #include <chrono>
@@ -84,7 +83,7 @@ struct buffer_spec {
 /// 16 shmkit locks, and shmkit::error in a forked child whose first use
 /// cannot claim an attach entry (errc::attach_table_full). The lock is not
 /// left held by a call that throws.
-class buffer_base {
+class buffer_base : public structure_base {
 public:
     buffer_base(const buffer_base&) = delete;
     buffer_base& operator=(const buffer_base&) = delete;
@@ -134,28 +133,13 @@ public:
     std::size_t capacity() const noexcept { return capacity_; }
     /// Bytes of one element (str_buffer: the width, the longest value).
     std::size_t elem_size() const noexcept { return spec_.elem_size; }
-    /// Bytes mapped (the whole segment).
-    std::size_t mmap_size() const noexcept { return seg_.get_region().size(); }
-    /// Path (file), "/NAME", "memfd:NAME", "anonymous" or "fd:N".
-    const std::string& path() const noexcept { return seg_.name(); }
-    /// The fd behind the mapping, -1 for anonymous buffers.
-    int fd() const noexcept { return seg_.fd(); }
-    /// True if this handle created the buffer.
-    bool created() const noexcept { return seg_.created(); }
     /// Sizes, and the lock, bulk-write and segment counters (see
     /// segment::stats()): relaxed loads, not one atomic snapshot.
     /// O(attach-table high-water mark), one liveness probe (syscall) per
     /// entry in use. Throws std::bad_alloc. Reads only.
     buffer_stats stats() const;
-    /// The underlying segment (attach table, header), for tools.
-    const segment& get_segment() const noexcept { return seg_; }
-
-    /// msync of the mapping (region::sync()). Throws shmkit::error.
-    void sync(bool wait = true) { seg_.sync(wait); }
-    /// Removes the name (file path); the mapping stays valid. False if
-    /// unnamed, if the path now names another file, or if unlink(2) failed;
-    /// throws nothing (region::unlink()).
-    bool unlink() { return seg_.unlink(); }
+    // path(), fd(), created(), mmap_size(), get_segment(), sync(), unlink()
+    // and the eventfd members: see detail::structure_base.
 
     // ---- Raw bytes of the element area ---------------------------------------
 
@@ -174,31 +158,6 @@ public:
     /// std::system_error if it holds it shared. Throws std::out_of_range,
     /// nothing written. Killed half-way: partially written.
     void set_raw(std::size_t byte_offset, std::string_view bytes);
-
-    // ---- Notification (an eventfd held by this handle) -----------------------
-    // The eventfd is not in the segment: each handle has its own (or none),
-    // and processes share one by passing the fd. Semantics, costs and crash
-    // behaviour: sync/notifier.hpp. notify()/wait_notify() may run in
-    // several threads at once; create_eventfd()/attach_eventfd() may not run
-    // beside any other use of the handle's notifier.
-
-    /// Creates an eventfd for this handle and returns it (pass it to other
-    /// processes, e.g. across fork or with SCM_RIGHTS). Replaces (and closes,
-    /// if owned) any previous one. One syscall; throws shmkit::error (EMFILE...).
-    int create_eventfd();
-    /// Uses an existing eventfd; with ownership::adopt the handle closes it.
-    /// Throws shmkit::error (EBADF, EINVAL if not an eventfd); the previous
-    /// notifier is kept if it throws.
-    void attach_eventfd(int fd, sync::ownership own = sync::ownership::borrow);
-    /// The eventfd, or -1.
-    int eventfd() const noexcept { return notifier_ ? notifier_->fd() : -1; }
-    /// Adds `n` to the eventfd counter: one write(2). Throws shmkit::error
-    /// (EBADF) without an eventfd, or as notifier::notify().
-    void notify(std::uint64_t n = 1);
-    /// Waits up to `timeout` for notifications and consumes them; returns
-    /// the count, or nothing on timeout. Blocks in poll(2). Throws
-    /// shmkit::error (EBADF) without an eventfd, or as notifier::wait().
-    std::optional<std::uint64_t> wait_notify(std::chrono::nanoseconds timeout);
 
 protected:
     buffer_base(segment seg, const buffer_spec& spec);
@@ -268,14 +227,12 @@ private:
     void close_interrupted_write() noexcept;
     void recover_stalled_writer() const;
 
-    segment seg_;
     buffer_spec spec_;
     mutable sync::rwlock lock_;
     buffer_control* control_;
     buffer_counters* counters_;
     char* elems_;
     std::size_t capacity_;
-    std::optional<sync::notifier> notifier_;
 };
 
 } // namespace detail

@@ -49,7 +49,7 @@ inline std::ostream& operator<<(std::ostream& os, element_type t) { return os <<
 namespace detail {
 
 inline constexpr char segment_magic[8] = {'S', 'H', 'M', 'K', 'I', 'T', '\x1a', '\0'};
-inline constexpr std::uint32_t format_version = 1;
+inline constexpr std::uint32_t format_version = 2; // 2: 64-bit attach-entry generations
 inline constexpr std::uint32_t byte_order_mark = 0x01020304u;
 inline constexpr std::uint32_t init_ready = 0x59444552u; // "READY"-ish, little-endian "REDY"
 inline constexpr std::uint64_t header_size = 256;

@@ -39,42 +39,38 @@ segment_expectation buffer_base::expectation(const buffer_spec& spec, std::size_
 
 segment buffer_base::open(open_only_t, const std::string& path, const buffer_spec& spec)
 {
-    return segment::file(open_only, path, expectation(spec, 0));
+    return open_segment(open_only, path, expectation(spec, 0));
 }
 
 segment buffer_base::open(create_only_t, const std::string& path, std::size_t capacity, const buffer_spec& spec,
                           const structure_options& opt)
 {
-    const segment_layout l = layout(spec, capacity, opt);
-    return segment(region::file(create_only, path, l.total_size(), segment::initializer(l), {opt.mode}),
-                   expectation(spec, capacity));
+    return open_segment(create_only, path, layout(spec, capacity, opt), expectation(spec, capacity), opt);
 }
 
 segment buffer_base::open(open_or_create_t, const std::string& path, std::size_t capacity,
                           const buffer_spec& spec, const structure_options& opt)
 {
-    const segment_layout l = layout(spec, capacity, opt);
-    return segment(region::file(open_or_create, path, l.total_size(), segment::initializer(l), {opt.mode}),
-                   expectation(spec, capacity));
+    return open_segment(open_or_create, path, layout(spec, capacity, opt), expectation(spec, capacity), opt);
 }
 
 segment buffer_base::open_anonymous(std::size_t capacity, const buffer_spec& spec, const structure_options& opt)
 {
-    return segment::anonymous(layout(spec, capacity, opt));
+    return open_anonymous_segment(layout(spec, capacity, opt));
 }
 
 segment buffer_base::open_memfd(const std::string& name, std::size_t capacity, const buffer_spec& spec,
                                 const structure_options& opt)
 {
-    return segment::memfd(name, layout(spec, capacity, opt));
+    return open_memfd_segment(name, layout(spec, capacity, opt));
 }
 
 segment buffer_base::open_fd(int fd, const buffer_spec& spec)
 {
-    return segment::from_fd(fd, expectation(spec, 0));
+    return open_fd_segment(fd, expectation(spec, 0));
 }
 
-buffer_base::buffer_base(segment seg, const buffer_spec& spec_in) : seg_(std::move(seg)), spec_(spec_in)
+buffer_base::buffer_base(segment seg, const buffer_spec& spec_in) : structure_base(std::move(seg)), spec_(spec_in)
 {
     // The header is validated (and the segment works from a private copy);
     // what it says about the payload is checked here before any element is
@@ -100,9 +96,8 @@ buffer_base::buffer_base(segment seg, const buffer_spec& spec_in) : seg_(std::mo
 }
 
 buffer_base::buffer_base(buffer_base&& o) noexcept
-    : seg_(std::move(o.seg_)), spec_(o.spec_), lock_(std::move(o.lock_)), control_(o.control_),
-      counters_(o.counters_), elems_(o.elems_), capacity_(std::exchange(o.capacity_, 0)),
-      notifier_(std::move(o.notifier_))
+    : structure_base(std::move(o)), spec_(o.spec_), lock_(std::move(o.lock_)), control_(o.control_),
+      counters_(o.counters_), elems_(o.elems_), capacity_(std::exchange(o.capacity_, 0))
 {
 }
 
@@ -182,29 +177,6 @@ buffer_stats buffer_base::stats() const
     s.bulk_recoveries = counters_->bulk_recoveries.load(std::memory_order_relaxed);
     s.segment = seg_.stats();
     return s;
-}
-
-int buffer_base::create_eventfd()
-{
-    notifier_.emplace(sync::notifier::create());
-    return notifier_->fd();
-}
-
-void buffer_base::attach_eventfd(int fd, sync::ownership own)
-{
-    notifier_.emplace(sync::notifier::attach(fd, own));
-}
-
-void buffer_base::notify(std::uint64_t n)
-{
-    if (!notifier_) throw_errno(EBADF, seg_.name(), "notify without an eventfd (create_eventfd or attach_eventfd first)");
-    notifier_->notify(n);
-}
-
-std::optional<std::uint64_t> buffer_base::wait_notify(std::chrono::nanoseconds timeout)
-{
-    if (!notifier_) throw_errno(EBADF, seg_.name(), "wait_notify without an eventfd (create_eventfd or attach_eventfd first)");
-    return notifier_->wait(timeout);
 }
 
 } // namespace detail

@@ -158,8 +158,9 @@ void attachment::wipe(std::uint32_t i) noexcept
     // A generation whose token a dead holder left in a lock word is skipped:
     // after 2^18 claims the generation wraps, and that token would otherwise
     // name us and never be recovered.
-    std::uint32_t gen = e.generation.fetch_add(1, std::memory_order_acq_rel) + 1;
-    while (token_in_lock_word(make_token(i, gen))) gen = e.generation.fetch_add(1, std::memory_order_acq_rel) + 1;
+    std::uint64_t gen = e.generation.fetch_add(1, std::memory_order_acq_rel) + 1;
+    while (token_in_lock_word(make_token(i, std::uint32_t(gen))))
+        gen = e.generation.fetch_add(1, std::memory_order_acq_rel) + 1;
 }
 
 bool attachment::in_use(std::uint32_t i) const noexcept
@@ -211,7 +212,9 @@ void attachment::attach()
         if (seen != 0) header_->reclaimed.fetch_add(1, std::memory_order_relaxed);
         header_->attaches.fetch_add(1, std::memory_order_relaxed);
         raise_water(i);
-        token_.store(make_token(i, e.generation.load(std::memory_order_relaxed)), std::memory_order_relaxed);
+        const std::uint64_t gen = e.generation.load(std::memory_order_relaxed);
+        token_.store(make_token(i, std::uint32_t(gen)), std::memory_order_relaxed);
+        owner_id_.store(make_owner_id(i, gen), std::memory_order_relaxed);
         fork_generation_.store(fork_generation(), std::memory_order_release);
         return;
     }
@@ -251,9 +254,30 @@ bool attachment::token_alive(std::uint32_t token) const noexcept
 {
     const std::uint32_t i = token_index(token);
     if (token == 0 || i >= capacity_) return false;
-    const std::uint32_t gen = entries_[i].generation.load(std::memory_order_acquire);
+    const std::uint64_t gen = entries_[i].generation.load(std::memory_order_acquire);
     if ((gen & token_generation_mask) != token_generation(token)) return false;
     return entry_alive(i);
+}
+
+bool attachment::owner_id_alive(std::uint64_t id) const noexcept
+{
+    const std::uint32_t i = owner_id_index(id);
+    if (id == 0 || i >= capacity_) return false;
+    if (entries_[i].generation.load(std::memory_order_acquire) != owner_id_generation(id)) return false;
+    return entry_alive(i);
+}
+
+std::uint32_t attachment::owner_id_pid(std::uint64_t id) const noexcept
+{
+    const std::uint32_t i = owner_id_index(id);
+    if (id == 0 || i >= capacity_) return 0;
+    const attach_entry& e = entries_[i];
+    const std::uint64_t owner = e.owner.load(std::memory_order_acquire);
+    // The generation is read after the owner word. A new claim of the entry
+    // bumps it just after its CAS, so for that instant the new claimer's PID
+    // can be returned: the answer is informational, never used for liveness.
+    if (e.generation.load(std::memory_order_acquire) != owner_id_generation(id)) return 0;
+    return owner_pid(owner);
 }
 
 bool attachment::reclaim_if_dead(std::uint32_t i) noexcept
