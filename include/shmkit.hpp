@@ -5,9 +5,12 @@
 #include <shmkit/config.hpp>
 #include <shmkit/error.hpp>
 #include <shmkit/buffer.hpp>
+#include <shmkit/pool.hpp>
 #include <shmkit/region.hpp>
 #include <shmkit/segment.hpp>
 #include <shmkit/str_buffer.hpp>
+#include <shmkit/str_pool.hpp>
+#include <shmkit/raw_pool.hpp>
 #include <shmkit/sync/futex.hpp>
 #include <shmkit/sync/mutex.hpp>
 #include <shmkit/sync/notifier.hpp>

@@ -3,6 +3,7 @@
 #define SHMKIT_BUFFER_HPP
 
 #include <shmkit/detail/buffer_base.hpp>
+#include <shmkit/detail/element_traits.hpp>
 
 #include <boost/core/span.hpp>
 
@@ -16,26 +17,8 @@ namespace shmkit {
 
 namespace detail {
 
-/// Element types a buffer can hold, their type id and the unsigned integer
-/// through which they are accessed atomically.
-template <class T> struct buffer_element { static constexpr bool supported = false; };
-#define SHMKIT_BUFFER_ELEMENT(T, ID, U)                                                                            \
-    template <> struct buffer_element<T> {                                                                         \
-        static constexpr bool supported = true;                                                                    \
-        static constexpr element_type id = element_type::ID;                                                       \
-        using storage = U;                                                                                         \
-    };
-SHMKIT_BUFFER_ELEMENT(std::int8_t, i8, std::uint8_t)
-SHMKIT_BUFFER_ELEMENT(std::uint8_t, u8, std::uint8_t)
-SHMKIT_BUFFER_ELEMENT(std::int16_t, i16, std::uint16_t)
-SHMKIT_BUFFER_ELEMENT(std::uint16_t, u16, std::uint16_t)
-SHMKIT_BUFFER_ELEMENT(std::int32_t, i32, std::uint32_t)
-SHMKIT_BUFFER_ELEMENT(std::uint32_t, u32, std::uint32_t)
-SHMKIT_BUFFER_ELEMENT(std::int64_t, i64, std::uint64_t)
-SHMKIT_BUFFER_ELEMENT(std::uint64_t, u64, std::uint64_t)
-SHMKIT_BUFFER_ELEMENT(float, f32, std::uint32_t)
-SHMKIT_BUFFER_ELEMENT(double, f64, std::uint64_t)
-#undef SHMKIT_BUFFER_ELEMENT
+/// The element types of buffer<T> (see detail/element_traits.hpp).
+template <class T> using buffer_element = element_traits<T>;
 
 } // namespace detail
 

@@ -20,7 +20,8 @@ enum class errc {
     capacity_mismatch,   ///< another capacity than explicitly requested
     not_initialised,     ///< the segment was never completely initialised
     attach_table_full,   ///< every attach-table entry is held by a live process
-    not_supported        ///< the operation does not apply to this backing (reserved: nothing throws it yet)
+    not_supported,       ///< the operation does not apply to this backing (reserved: nothing throws it yet)
+    slot_not_allocated   ///< a pool slot that is not allocated was read or written
 };
 
 /// The error category of shmkit::errc ("shmkit"). One object per process,

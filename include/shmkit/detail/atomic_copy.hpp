@@ -124,6 +124,20 @@ inline void atomic_copy_to_shared(void* dst, const void* src, std::size_t n) noe
     store_bytes(d + done, s + done, n - done);
 }
 
+/// Zeroes `n` bytes of shared memory with relaxed atomic stores, as
+/// atomic_copy_to_shared. O(n). Throws nothing.
+inline void atomic_zero_shared(void* dst, std::size_t n) noexcept
+{
+    static const unsigned char zeros[256] = {};
+    auto* d = static_cast<unsigned char*>(dst);
+    while (n) {
+        const std::size_t k = n < sizeof zeros ? n : sizeof zeros;
+        atomic_copy_to_shared(d, zeros, k);
+        d += k;
+        n -= k;
+    }
+}
+
 } // namespace detail
 } // namespace shmkit
 

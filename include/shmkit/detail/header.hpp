@@ -37,7 +37,8 @@ enum class structure_kind : std::uint32_t {
 enum class element_type : std::uint32_t {
     none = 0,
     i8 = 1, u8, i16, u16, i32, u32, i64, u64, f32, f64,
-    bytes = 11 ///< fixed-width byte strings or raw slots
+    bytes = 11,  ///< fixed-width byte strings or raw slots
+    strings = 12 ///< length-prefixed strings of a maximum length (str_pool)
 };
 
 const char* to_string(structure_kind k) noexcept;

@@ -93,6 +93,18 @@ inline int futex_wake(const std::atomic<std::uint32_t>& word, int count = INT_MA
     return r < 0 ? 0 : static_cast<int>(r);
 }
 
+/// now + `timeout` on the deadline clock; a negative timeout is now, and
+/// one too long to represent (e.g. hours::max()) is time_point::max().
+template <class Rep, class Period>
+deadline_clock::time_point deadline_after(const std::chrono::duration<Rep, Period>& timeout) noexcept
+{
+    const auto now = deadline_clock::now();
+    if (timeout <= timeout.zero()) return now;
+    const std::chrono::duration<double> left = deadline_clock::time_point::max() - now;
+    if (std::chrono::duration<double>(timeout) >= left) return deadline_clock::time_point::max();
+    return now + std::chrono::ceil<deadline_clock::duration>(timeout);
+}
+
 /// A CPU hint for spin loops (PAUSE on x86, YIELD on ARM).
 inline void cpu_relax() noexcept
 {

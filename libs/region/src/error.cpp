@@ -22,6 +22,7 @@ public:
         case errc::not_initialised: return "segment not initialised";
         case errc::attach_table_full: return "attach table full";
         case errc::not_supported: return "operation not supported";
+        case errc::slot_not_allocated: return "slot not allocated";
         }
         return "unknown shmkit error";
     }

@@ -25,7 +25,7 @@ const char* to_string(structure_kind k) noexcept
 const char* to_string(element_type t) noexcept
 {
     static const char* const names[] = {"none", "int8", "uint8", "int16", "uint16", "int32", "uint32",
-                                        "int64", "uint64", "float", "double", "bytes"};
+                                        "int64", "uint64", "float", "double", "bytes", "strings"};
     const auto i = static_cast<std::uint32_t>(t);
     return i < sizeof names / sizeof names[0] ? names[i] : "unknown";
 }
@@ -78,7 +78,7 @@ void check_section(std::uint64_t offset, std::uint64_t length, std::uint64_t aft
 void check_layout(const segment_header& h, const std::string& where)
 {
     if (h.kind < 1 || h.kind > 5) fail(errc::corrupt_header, where, "unknown structure kind " + num(h.kind));
-    if (h.elem_type > static_cast<std::uint32_t>(element_type::bytes))
+    if (h.elem_type > static_cast<std::uint32_t>(element_type::strings))
         fail(errc::corrupt_header, where, "unknown element type " + num(h.elem_type));
     if (h.attach_capacity == 0 || h.attach_capacity > max_attach_capacity)
         fail(errc::corrupt_header, where, "bad attach capacity " + num(h.attach_capacity));
