@@ -71,6 +71,8 @@ public:
     {
         return pool(open_anonymous(capacity, spec(), opt), opt);
     }
+    /// memfd() without arguments: the fd of a memfd pool (pool_base::memfd()).
+    using pool_base::memfd;
     /// A pool in a sealed memfd labelled `name`; share it by passing memfd().
     static pool memfd(const std::string& name, std::size_t capacity, const pool_options& opt = {})
     {

@@ -43,6 +43,8 @@ public:
 
     /// A pool in anonymous shared memory, shared with children forked later.
     static raw_pool anonymous(std::size_t capacity, std::size_t elem_size, const pool_options& opt = {});
+    /// memfd() without arguments: the fd of a memfd pool (pool_base::memfd()).
+    using pool_base::memfd;
     /// A pool in a sealed memfd labelled `name`; share it by passing memfd().
     static raw_pool memfd(const std::string& name, std::size_t capacity, std::size_t elem_size,
                           const pool_options& opt = {});

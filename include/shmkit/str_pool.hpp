@@ -38,6 +38,8 @@ public:
     explicit str_pool(open_only_t, const std::string& path, const pool_options& opt = {});
 
     static str_pool anonymous(std::size_t capacity, std::size_t max_length, const pool_options& opt = {});
+    /// memfd() without arguments: the fd of a memfd pool (pool_base::memfd()).
+    using pool_base::memfd;
     static str_pool memfd(const std::string& name, std::size_t capacity, std::size_t max_length,
                           const pool_options& opt = {});
     static str_pool from_fd(int fd, const pool_options& opt = {});

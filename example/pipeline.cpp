@@ -1,0 +1,104 @@
+// pipeline: a producer fills pool slots and hands their indices to a
+// consumer through a pipe; the consumer adopt()s each slot, so the slots it
+// was handed survive the producer's death.
+//
+//   1. The parent creates a str_pool in a memfd and forks a consumer and a
+//      producer (both inherit the memfd and open the pool from it).
+//   2. The producer allocates a slot per message, writes the message into
+//      it (zero-copy for the consumer, which reads it in place) and sends
+//      the slot index down the pipe. After the last message it exits: its
+//      process is gone while the consumer still has unread slots.
+//   3. The consumer adopts every slot as it arrives: it becomes the slot's
+//      owner, so recover_stale(), run by the parent right after the
+//      producer's exit, frees nothing. The consumer then reads and frees
+//      each slot.
+//   4. For contrast, a slot the producer allocated but never handed over
+//      (a message it was still preparing when it exited) is freed by
+//      recover_stale(): its owner is dead and nobody adopted it.
+#include <shmkit/pool.hpp>
+
+#include <cstdio>
+#include <string>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace {
+
+constexpr int messages = 5;
+
+bool send_index(int fd, std::uint32_t i) { return ::write(fd, &i, sizeof i) == sizeof i; }
+bool receive_index(int fd, std::uint32_t& i) { return ::read(fd, &i, sizeof i) == sizeof i; }
+
+int producer(int memfd, int to_consumer, int done)
+{
+    shmkit::str_pool q = shmkit::str_pool::from_fd(memfd);
+    for (int k = 0; k < messages; ++k) {
+        auto i = q.alloc_set("message " + std::to_string(k) + " from pid " + std::to_string(::getpid()));
+        if (!i || !send_index(to_consumer, static_cast<std::uint32_t>(*i))) return 1;
+    }
+    q.alloc_set("an unfinished message, never handed over");
+    (void)!::write(done, "x", 1);
+    return 0; // exits holding that last slot, and (until adopted) the others
+}
+
+int consumer(int memfd, int from_producer, int adopted, int go)
+{
+    shmkit::str_pool q = shmkit::str_pool::from_fd(memfd);
+    std::uint32_t slots[messages];
+    for (auto& i : slots) {
+        if (!receive_index(from_producer, i)) return 1;
+        if (!q.adopt(i)) return 2; // from now on the slot is ours
+    }
+    (void)!::write(adopted, "x", 1);
+    char c;
+    if (::read(go, &c, 1) != 1) return 3; // the parent has run recover_stale()
+    for (std::uint32_t i : slots) {
+        const auto bytes = q.view(i); // zero-copy: length word, then the string
+        std::printf("  consumer read slot %u in place (%zu bytes): %s\n", i, bytes.size(), q.get(i).c_str());
+        if (!q.free(i)) return 4;
+    }
+    std::fflush(stdout); // the child leaves with _Exit, which flushes nothing
+    return 0;
+}
+
+int wait_for(pid_t pid)
+{
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 100;
+}
+
+} // namespace
+
+int main()
+{
+    try {
+        shmkit::str_pool q = shmkit::str_pool::memfd("pipeline", 16, 64);
+        int data[2], adopted[2], go[2], done[2];
+        if (::pipe(data) != 0 || ::pipe(adopted) != 0 || ::pipe(go) != 0 || ::pipe(done) != 0) return 2;
+
+        const pid_t cons = ::fork();
+        if (cons == 0) std::_Exit(consumer(q.memfd(), data[0], adopted[1], go[0]));
+        const pid_t prod = ::fork();
+        if (prod == 0) std::_Exit(producer(q.memfd(), data[1], done[1]));
+
+        char c;
+        if (::read(done[0], &c, 1) != 1 || wait_for(prod) != 0) return 1;
+        std::printf("the producer exited; %zu slots in use (%d handed over, 1 unfinished)\n", q.used(), messages);
+        if (::read(adopted[0], &c, 1) != 1) return 1; // the consumer owns what it was handed
+        const std::size_t freed = q.recover_stale();
+        std::printf("recover_stale() freed %zu slot (the unfinished message); the %zu adopted ones stay\n", freed,
+                    q.used());
+        std::fflush(stdout); // before the consumer writes to the same stdout
+        (void)!::write(go[1], "x", 1);
+        const int rc = wait_for(cons);
+        std::printf("the consumer read and freed its slots (exit %d); %zu slots in use\n", rc, q.used());
+        const bool ok = freed == 1 && rc == 0 && q.used() == 0;
+        std::printf(ok ? "\nok\n" : "\nFAILED\n");
+        return ok ? 0 : 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "pipeline: %s\n", e.what());
+        return 1;
+    }
+}
