@@ -233,7 +233,8 @@ public:
     bool free(std::size_t i)
     {
         check_index(i);
-        if (owners_[i].exchange(0, std::memory_order_acq_rel) == 0) return false;
+        // seq_cst: pairs with a waiter's announcement (see the header comment).
+        if (owners_[i].exchange(0, std::memory_order_seq_cst) == 0) return false;
         cursor_.store(i, std::memory_order_relaxed);
         bump(line(att_->owner_id()).frees, 1);
         wake_sleepers();

@@ -187,7 +187,12 @@ void pool_base::wake_all(std::uint32_t seen) noexcept
 
 std::uint32_t pool_base::announce_sleeper() noexcept
 {
-    return control_->wake.fetch_or(1, std::memory_order_seq_cst) | 1;
+    const std::uint32_t seen = control_->wake.fetch_or(1, std::memory_order_seq_cst) | 1;
+    // The scan that follows reads owner words with relaxed loads: the fence
+    // orders them after the announcement, against the freer's seq_cst RMW
+    // and load of the wake word.
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    return seen;
 }
 
 void pool_base::note_waiting(std::uint64_t me, int delta) noexcept
@@ -415,7 +420,7 @@ std::size_t pool_base::reset()
 {
     std::size_t freed = 0;
     for (std::size_t i = 0; i < capacity_; ++i)
-        if (owners_[i].load(std::memory_order_relaxed) != 0 && owners_[i].exchange(0, std::memory_order_acq_rel) != 0)
+        if (owners_[i].load(std::memory_order_relaxed) != 0 && owners_[i].exchange(0, std::memory_order_seq_cst) != 0)
             ++freed;
     if (freed) {
         bump(line(att_->owner_id()).frees, freed);
