@@ -163,7 +163,7 @@ public:
 private:
     pool(segment seg, const pool_options& opt) : pool_base(std::move(seg), spec(), opt) {}
 
-    static constexpr detail::pool_spec spec() noexcept { return {type, sizeof(T), "element size"}; }
+    static constexpr detail::pool_spec spec() noexcept { return {type, sizeof(T), sizeof(T), "element size"}; }
 
     atomic_storage& at(std::size_t i) const noexcept { return *reinterpret_cast<atomic_storage*>(slot(i)); }
     static storage to(T v) noexcept { return detail::to_storage(v); }

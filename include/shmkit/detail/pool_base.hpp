@@ -157,9 +157,12 @@ static_assert(sizeof(pool_control) == cache_line_size && sizeof(pool_counters) =
 /// The fixed facts of one pool type.
 struct pool_spec {
     element_type type;
-    std::uint32_t elem_size; ///< bytes per slot (0: from the header, for open_only of a raw_pool)
-    const char* size_name;   ///< "element size", "slot size"
-    std::uint64_t param = 0; ///< structure-specific, kept in the header (str_pool: the maximum length)
+    /// The header's element size: sizeof(T), the raw slot size, or
+    /// str_pool's maximum length (0: any, for open_only).
+    std::uint32_t elem_size;
+    /// Bytes per slot (0: from the header): elem_size, but for str_pool.
+    std::uint32_t stride;
+    const char* size_name; ///< "element size", "slot size", "maximum length"
 };
 
 /// The members shared by raw_pool, pool<T> and str_pool (their public API).
@@ -304,7 +307,8 @@ public:
     bool adopt(std::size_t i);
 
     std::size_t capacity() const noexcept { return capacity_; }
-    /// Bytes per slot; slot i is at data_ptr() + i * elem_size().
+    /// Bytes per slot; slot i is at data_ptr() + i * elem_size(). (For a
+    /// str_pool: the 4-byte length and the maximum length, rounded up to 4.)
     std::size_t elem_size() const noexcept { return elem_size_; }
     /// Slots allocated now: counts the owner words, so it can never drift
     /// from the allocation state. O(capacity) loads (about 1 ms per million

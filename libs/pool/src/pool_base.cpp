@@ -80,8 +80,9 @@ std::optional<pool_geometry> geometry(std::uint64_t capacity, std::uint64_t elem
 segment_layout pool_base::layout(const pool_spec& spec, std::size_t capacity, const pool_options& opt)
 {
     if (capacity == 0) throw std::invalid_argument("shmkit: a pool's capacity must not be 0");
-    if (spec.elem_size == 0) throw std::invalid_argument("shmkit: a pool's element size must not be 0");
-    const auto g = geometry(capacity, spec.elem_size, opt.attach_capacity);
+    if (spec.elem_size == 0 || spec.stride < spec.elem_size)
+        throw std::invalid_argument("shmkit: a pool's element size must not be 0");
+    const auto g = geometry(capacity, spec.stride, opt.attach_capacity);
     if (!g) throw std::invalid_argument("shmkit: pool capacity " + std::to_string(capacity) + " is too large");
     segment_layout l;
     l.kind = structure_kind::pool;
@@ -92,7 +93,7 @@ segment_layout pool_base::layout(const pool_spec& spec, std::size_t capacity, co
     l.n_mutexes = 1; // serialises blocked alloc_n callers
     l.attach_capacity = opt.attach_capacity;
     l.params[0] = opt.attach_capacity; // handle lines
-    l.params[1] = spec.param;
+    l.params[1] = spec.stride; // bytes per slot
     return l;
 }
 
@@ -148,13 +149,18 @@ pool_base::pool_base(segment seg, const pool_spec& spec, const pool_options& opt
         throw_error(errc::corrupt_header, seg_.name(),
                     "pool handle lines " + std::to_string(n_lines) + " differ from the attach capacity " +
                         std::to_string(h.attach_capacity));
-    const auto g = geometry(seg_.capacity(), h.elem_size, n_lines);
-    if (h.elem_size == 0 || seg_.capacity() == 0 || !g || g->total > seg_.data_size() ||
-        seg_.capacity() > SIZE_MAX / h.elem_size)
+    const std::uint64_t stride = seg_.param(1);
+    if (spec.stride != 0 && stride != spec.stride)
+        throw_error(errc::corrupt_header, seg_.name(),
+                    "slot size " + std::to_string(stride) + ", expected " + std::to_string(spec.stride));
+    if (h.elem_size == 0 || stride < h.elem_size || stride > UINT32_MAX)
+        throw_error(errc::corrupt_header, seg_.name(), "bad slot size " + std::to_string(stride));
+    const auto g = geometry(seg_.capacity(), stride, n_lines);
+    if (seg_.capacity() == 0 || !g || g->total > seg_.data_size() || seg_.capacity() > SIZE_MAX / stride)
         throw_error(errc::corrupt_header, seg_.name(), "pool capacity and slot size do not fit the data area");
     if (h.n_mutexes < 1) throw_error(errc::corrupt_header, seg_.name(), "pool without its alloc_n mutex");
     capacity_ = static_cast<std::size_t>(seg_.capacity());
-    elem_size_ = h.elem_size;
+    elem_size_ = static_cast<std::size_t>(stride);
     n_lines_ = static_cast<std::uint32_t>(n_lines);
     char* data = static_cast<char*>(seg_.data());
     control_ = reinterpret_cast<pool_control*>(data);

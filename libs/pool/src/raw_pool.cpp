@@ -9,7 +9,8 @@ namespace shmkit {
 
 detail::pool_spec raw_pool::spec(std::size_t elem_size) noexcept
 {
-    return {element_type::bytes, static_cast<std::uint32_t>(elem_size), "slot size"};
+    return {element_type::bytes, static_cast<std::uint32_t>(elem_size), static_cast<std::uint32_t>(elem_size),
+            "slot size"};
 }
 
 namespace {

@@ -17,11 +17,13 @@ constexpr std::size_t max_max_length = UINT32_MAX - 8;
 
 std::size_t slot_size(std::size_t max_length) { return (sizeof(length_word) + max_length + 3) & ~std::size_t(3); }
 
+/// The header's element size is the maximum length, so that opening with
+/// another one is refused by validation (naming both), before anything is
+/// written; the slot size is derived from it.
 detail::pool_spec spec(std::size_t max_length)
 {
-    if (max_length == 0) return {element_type::strings, 0, "slot size (4 + maximum length, rounded up to 4)", 0};
-    return {element_type::strings, static_cast<std::uint32_t>(slot_size(max_length)),
-            "slot size (4 + maximum length, rounded up to 4)", max_length};
+    return {element_type::strings, static_cast<std::uint32_t>(max_length),
+            max_length ? static_cast<std::uint32_t>(slot_size(max_length)) : 0, "maximum length"};
 }
 
 std::size_t require_length(std::size_t max_length)
@@ -44,10 +46,6 @@ str_pool::str_pool(open_or_create_t, const std::string& path, std::size_t capaci
                    const pool_options& opt)
     : str_pool(open(open_or_create, path, capacity, spec(require_length(max_length)), opt), opt)
 {
-    if (max_length_ != max_length)
-        detail::throw_error(errc::type_mismatch, path,
-                            "maximum length " + std::to_string(max_length_) + ", expected " +
-                                std::to_string(max_length));
 }
 
 str_pool::str_pool(open_only_t, const std::string& path, const pool_options& opt)
@@ -57,7 +55,7 @@ str_pool::str_pool(open_only_t, const std::string& path, const pool_options& opt
 
 str_pool::str_pool(segment seg, const pool_options& opt) : pool_base(std::move(seg), spec(0), opt)
 {
-    const std::uint64_t m = seg_.param(1);
+    const std::uint64_t m = seg_.header().elem_size;
     if (m == 0 || m > max_max_length || slot_size(m) != elem_size())
         detail::throw_error(errc::corrupt_header, path(),
                             "maximum length " + std::to_string(m) + " does not fit the slot size " +
