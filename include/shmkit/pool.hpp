@@ -165,7 +165,9 @@ private:
 
     static constexpr detail::pool_spec spec() noexcept { return {type, sizeof(T), sizeof(T), "element size"}; }
 
-    atomic_storage& at(std::size_t i) const noexcept { return *reinterpret_cast<atomic_storage*>(slot(i)); }
+    /// Indexed with the element size known at compile time: no multiply
+    /// by a runtime slot size on the element hot paths.
+    atomic_storage& at(std::size_t i) const noexcept { return static_cast<atomic_storage*>(data_ptr())[i]; }
     static storage to(T v) noexcept { return detail::to_storage(v); }
     static T from(storage s) noexcept { return detail::from_storage<T>(s); }
 };

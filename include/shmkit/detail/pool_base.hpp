@@ -401,11 +401,12 @@ protected:
         if (SHMKIT_UNLIKELY(i >= capacity_)) throw_index(i);
     }
     /// Range and allocation check of element operations: one load of the
-    /// owner word.
+    /// owner word. Relaxed: the check is not atomic with the operation that
+    /// follows anyway (see pool<T>), and the element access orders itself.
     void check_allocated(std::size_t i) const
     {
         check_index(i);
-        if (SHMKIT_UNLIKELY(owners_[i].load(std::memory_order_acquire) == 0)) throw_not_allocated(i);
+        if (SHMKIT_UNLIKELY(owners_[i].load(std::memory_order_relaxed) == 0)) throw_not_allocated(i);
     }
 
     /// Allocates a slot (alloc, or alloc(timeout)), runs `set(i)` on it and
