@@ -790,3 +790,31 @@ BOOST_AUTO_TEST_CASE(memfd_pool_passed_by_fd_across_fork)
     BOOST_TEST(p.recover_stale() == 1u);
     BOOST_TEST(p.used() == 0u);
 }
+
+// A zombie (exited, not yet reaped by its parent) holds nothing: its slots
+// are recovered before the parent reaps it, in a file pool (liveness by OFD
+// lock) and in anonymous memory (liveness by PID + start time, where a
+// zombie whose threads have all exited counts as gone).
+BOOST_AUTO_TEST_CASE(slots_of_a_zombie_are_recovered_before_it_is_reaped)
+{
+    test::scratch_dir dir;
+    i64_pool file(shmkit::create_only, dir / "p", 8);
+    auto anon = i64_pool::anonymous(8);
+    for (i64_pool* p : {&file, &anon}) {
+        const pid_t pid = ::fork();
+        BOOST_REQUIRE(pid >= 0);
+        if (pid == 0) {
+            for (int k = 0; k < 3; ++k)
+                if (!p->try_alloc()) std::_Exit(1);
+            std::_Exit(0);
+        }
+        siginfo_t info{};
+        // WNOWAIT: wait for the exit but leave the child a zombie.
+        BOOST_REQUIRE(::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) == 0);
+        BOOST_REQUIRE(info.si_status == 0);
+        BOOST_TEST(p->used() == 3u);
+        BOOST_TEST(p->recover_stale() == 3u);
+        BOOST_TEST(p->used() == 0u);
+        ::waitpid(pid, nullptr, 0);
+    }
+}
