@@ -3,6 +3,7 @@
 #define SHMKIT_BUFFER_HPP
 
 #include <shmkit/detail/buffer_base.hpp>
+#include <shmkit/detail/atomic_elements.hpp>
 #include <shmkit/detail/element_traits.hpp>
 
 #include <boost/core/span.hpp>
@@ -64,14 +65,16 @@ template <class T> using buffer_element = element_traits<T>;
 /// (errc::corrupt_header) when the header's element stride, capacity and
 /// data size do not fit together; a refused file is left unchanged.
 template <class T>
-class buffer : public detail::buffer_base {
+class buffer : public detail::buffer_base, public detail::atomic_elements<buffer<T>, T> {
     static_assert(detail::buffer_element<T>::supported,
                   "shmkit::buffer<T>: T must be one of int8_t, uint8_t, int16_t, uint16_t, int32_t, uint32_t, "
                   "int64_t, uint64_t, float, double (use str_buffer for strings)");
-    using storage = typename detail::buffer_element<T>::storage;
-    using atomic_storage = std::atomic<storage>;
-    static_assert(sizeof(atomic_storage) == sizeof(T) && atomic_storage::is_always_lock_free,
-                  "element atomics must be lock-free and as large as the element");
+    using ops = detail::atomic_elements<buffer<T>, T>;
+    friend ops;
+    using typename ops::storage;
+    using typename ops::atomic_storage;
+    using ops::to;
+    using ops::from;
 
 public:
     using value_type = T;
@@ -114,80 +117,26 @@ public:
     // ---- Elements: lock-free, O(1), throw std::out_of_range for a bad index,
     // a kill leaves the element changed or not (see the class comment).
 
-    /// Element i (acquire load).
+    // get, set, xchg, cas, cmpxchg, add, incr, decr: detail::atomic_elements.
 
-    T get(std::size_t i) const
-    {
-        check_index(i);
-        return from(at(i).load(std::memory_order_acquire));
-    }
-    /// Stores `v` in element i (release store).
-    void set(std::size_t i, T v)
-    {
-        check_index(i);
-        at(i).store(to(v), std::memory_order_release);
-    }
-    /// Replaces element i by `v`; returns the old value.
-    T xchg(std::size_t i, T v)
-    {
-        check_index(i);
-        return from(at(i).exchange(to(v), std::memory_order_acq_rel));
-    }
-    /// Sets element i to `desired` if it equals `expected` (bitwise, also for
-    /// floats: -0.0 and 0.0 differ, a NaN equals the same NaN); true if it did.
-    bool cas(std::size_t i, T expected, T desired)
-    {
-        check_index(i);
-        storage e = to(expected);
-        return at(i).compare_exchange_strong(e, to(desired), std::memory_order_acq_rel, std::memory_order_acquire);
-    }
-    /// As cas(), but returns the value found (== expected when it succeeded).
-    T cmpxchg(std::size_t i, T expected, T desired)
-    {
-        check_index(i);
-        storage e = to(expected);
-        at(i).compare_exchange_strong(e, to(desired), std::memory_order_acq_rel, std::memory_order_acquire);
-        return from(e);
-    }
-
-    // Integer elements only. Arithmetic wraps around (two's complement).
-
-    /// Adds `d`; returns the new value. incr()/decr() add 1 / subtract 1.
-    template <class U = T, class = std::enable_if_t<std::is_integral_v<U>>>
-    T add(std::size_t i, T d)
-    {
-        check_index(i);
-        return static_cast<T>(at(i).fetch_add(to(d), std::memory_order_acq_rel) + to(d));
-    }
-    template <class U = T, class = std::enable_if_t<std::is_integral_v<U>>>
-    T incr(std::size_t i)
-    {
-        return add(i, T(1));
-    }
-    template <class U = T, class = std::enable_if_t<std::is_integral_v<U>>>
-    T decr(std::size_t i)
-    {
-        check_index(i);
-        return static_cast<T>(at(i).fetch_sub(storage(1), std::memory_order_acq_rel) - storage(1));
-    }
     /// Bitwise and/or/xor; return the old value (the seed's atomic_and/or/xor).
     template <class U = T, class = std::enable_if_t<std::is_integral_v<U>>>
     T fetch_and(std::size_t i, T mask)
     {
         check_index(i);
-        return from(at(i).fetch_and(to(mask), std::memory_order_acq_rel));
+        return from(raw(i).fetch_and(to(mask), std::memory_order_acq_rel));
     }
     template <class U = T, class = std::enable_if_t<std::is_integral_v<U>>>
     T fetch_or(std::size_t i, T mask)
     {
         check_index(i);
-        return from(at(i).fetch_or(to(mask), std::memory_order_acq_rel));
+        return from(raw(i).fetch_or(to(mask), std::memory_order_acq_rel));
     }
     template <class U = T, class = std::enable_if_t<std::is_integral_v<U>>>
     T fetch_xor(std::size_t i, T mask)
     {
         check_index(i);
-        return from(at(i).fetch_xor(to(mask), std::memory_order_acq_rel));
+        return from(raw(i).fetch_xor(to(mask), std::memory_order_acq_rel));
     }
     /// Adds deltas[k] to element from+k, each atomically (not as one bulk
     /// write, and without the lock or the seqlock: a concurrent slice() may
@@ -198,7 +147,7 @@ public:
     void add_slice(std::size_t from_index, boost::span<const T> deltas)
     {
         check_range(from_index, deltas.size());
-        atomic_storage* const dst = &at(from_index);
+        atomic_storage* const dst = &raw(from_index);
         const T* const d = deltas.data();
         for (std::size_t k = 0; k < deltas.size(); ++k) dst[k].fetch_add(to(d[k]), std::memory_order_acq_rel);
     }
@@ -232,7 +181,7 @@ public:
     void set_slice(std::size_t from_index, boost::span<const T> values)
     {
         check_range(from_index, values.size());
-        bulk_write([&] { store_each(&at(from_index), values.data(), values.size()); });
+        bulk_write([&] { store_each(&raw(from_index), values.data(), values.size()); });
     }
     /// Sets every element to `v` as one bulk write. O(capacity); blocks and
     /// throws as set_slice() (no std::out_of_range). Killed half-way: some
@@ -242,7 +191,7 @@ public:
         bulk_write([&] {
             // Locals: every atomic store is a compiler barrier, so members
             // would be reloaded each iteration and the loop not unrolled.
-            atomic_storage* const dst = &at(0);
+            atomic_storage* const dst = &raw(0);
             const std::size_t n = capacity();
             const storage s = to(v);
 #pragma GCC unroll 8
@@ -276,21 +225,16 @@ private:
         return {type, sizeof(T), sizeof(T), "element size"};
     }
 
-    atomic_storage& at(std::size_t i) const noexcept
+    /// Element i, unchecked (bulk loops check their range once).
+    atomic_storage& raw(std::size_t i) const noexcept
     {
         return reinterpret_cast<atomic_storage*>(slot(0))[i];
     }
-    static storage to(T v) noexcept
+    /// Element i for the element operations (detail::atomic_elements).
+    atomic_storage& element(std::size_t i) const
     {
-        storage s;
-        std::memcpy(&s, &v, sizeof s);
-        return s;
-    }
-    static T from(storage s) noexcept
-    {
-        T v;
-        std::memcpy(&v, &s, sizeof v);
-        return v;
+        check_index(i);
+        return raw(i);
     }
 
     // The element loops of the bulk operations keep everything in locals:
@@ -298,7 +242,7 @@ private:
     // reloaded every iteration and the loop neither unrolled nor scheduled.
     void copy_out(std::size_t from_index, T* out, std::size_t count) const
     {
-        const atomic_storage* const src = &at(from_index);
+        const atomic_storage* const src = &raw(from_index);
         bulk_read([src, out, count] {
 #pragma GCC unroll 8
             for (std::size_t k = 0; k < count; ++k) out[k] = from(src[k].load(std::memory_order_relaxed));

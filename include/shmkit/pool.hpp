@@ -3,6 +3,7 @@
 #ifndef SHMKIT_POOL_HPP
 #define SHMKIT_POOL_HPP
 
+#include <shmkit/detail/atomic_elements.hpp>
 #include <shmkit/detail/element_traits.hpp>
 #include <shmkit/detail/pool_base.hpp>
 #include <shmkit/raw_pool.hpp>
@@ -35,14 +36,15 @@ namespace shmkit {
 /// Opening and creating throw as raw_pool's (shmkit::error naming the path
 /// and the mismatch, std::invalid_argument).
 template <class T>
-class pool : public detail::pool_base {
+class pool : public detail::pool_base, public detail::atomic_elements<pool<T>, T> {
     static_assert(detail::element_traits<T>::supported,
                   "shmkit::pool<T>: T must be one of int8_t, uint8_t, int16_t, uint16_t, int32_t, uint32_t, "
                   "int64_t, uint64_t, float, double (raw_pool for bytes, str_pool for strings)");
-    using storage = typename detail::element_traits<T>::storage;
-    using atomic_storage = std::atomic<storage>;
-    static_assert(sizeof(atomic_storage) == sizeof(T) && atomic_storage::is_always_lock_free,
-                  "element atomics must be lock-free and as large as the element");
+    using ops = detail::atomic_elements<pool<T>, T>;
+    friend ops;
+    using typename ops::storage;
+    using typename ops::atomic_storage;
+    using ops::to;
 
 public:
     using value_type = T;
@@ -84,76 +86,26 @@ public:
 
     pool(pool&&) noexcept = default;
 
-    // ---- Elements (see the class comment for checks, cost and ordering) ------
-
-    T get(std::size_t i) const
-    {
-        check_allocated(i);
-        return from(at(i).load(std::memory_order_acquire));
-    }
-    void set(std::size_t i, T v)
-    {
-        check_allocated(i);
-        at(i).store(to(v), std::memory_order_release);
-    }
-    /// Replaces the value; returns the old one.
-    T xchg(std::size_t i, T v)
-    {
-        check_allocated(i);
-        return from(at(i).exchange(to(v), std::memory_order_acq_rel));
-    }
-    /// Sets the value to `desired` if it equals `expected` (bitwise, also for
-    /// floats); true if it did.
-    bool cas(std::size_t i, T expected, T desired)
-    {
-        check_allocated(i);
-        storage e = to(expected);
-        return at(i).compare_exchange_strong(e, to(desired), std::memory_order_acq_rel, std::memory_order_acquire);
-    }
-    /// As cas(), returning the value found (== expected when it succeeded).
-    T cmpxchg(std::size_t i, T expected, T desired)
-    {
-        check_allocated(i);
-        storage e = to(expected);
-        at(i).compare_exchange_strong(e, to(desired), std::memory_order_acq_rel, std::memory_order_acquire);
-        return from(e);
-    }
-    /// Integer pools: adds `d` (wrapping); returns the new value.
-    template <class U = T, class = std::enable_if_t<std::is_integral_v<U>>>
-    T add(std::size_t i, T d)
-    {
-        check_allocated(i);
-        return static_cast<T>(at(i).fetch_add(to(d), std::memory_order_acq_rel) + to(d));
-    }
-    template <class U = T, class = std::enable_if_t<std::is_integral_v<U>>>
-    T incr(std::size_t i)
-    {
-        return add(i, T(1));
-    }
-    template <class U = T, class = std::enable_if_t<std::is_integral_v<U>>>
-    T decr(std::size_t i)
-    {
-        check_allocated(i);
-        return static_cast<T>(at(i).fetch_sub(storage(1), std::memory_order_acq_rel) - storage(1));
-    }
+    // get, set, xchg, cas, cmpxchg, add, incr, decr: detail::atomic_elements
+    // (checks, cost and ordering: see the class comment).
 
     // ---- Allocate and set in one call ------------------------------------------
 
     /// alloc() then set(i, v).
     std::optional<std::size_t> alloc_set(T v)
     {
-        return alloc_then(alloc(), [&](std::size_t i) { at(i).store(to(v), std::memory_order_release); });
+        return alloc_then(alloc(), [&](std::size_t i) { raw(i).store(to(v), std::memory_order_release); });
     }
     /// alloc(timeout) then set: nothing on timeout.
     template <class Rep, class Period>
     std::optional<std::size_t> alloc_set(T v, const std::chrono::duration<Rep, Period>& timeout)
     {
-        return alloc_then(alloc(timeout), [&](std::size_t i) { at(i).store(to(v), std::memory_order_release); });
+        return alloc_then(alloc(timeout), [&](std::size_t i) { raw(i).store(to(v), std::memory_order_release); });
     }
     /// try_alloc() then set: nothing if no slot is free.
     std::optional<std::size_t> try_alloc_set(T v)
     {
-        return alloc_then(try_alloc(), [&](std::size_t i) { at(i).store(to(v), std::memory_order_release); });
+        return alloc_then(try_alloc(), [&](std::size_t i) { raw(i).store(to(v), std::memory_order_release); });
     }
 
     /// Slot i as a T (checked as get()); slots are contiguous from data().
@@ -167,9 +119,13 @@ private:
 
     /// Indexed with the element size known at compile time: no multiply
     /// by a runtime slot size on the element hot paths.
-    atomic_storage& at(std::size_t i) const noexcept { return static_cast<atomic_storage*>(data_ptr())[i]; }
-    static storage to(T v) noexcept { return detail::to_storage(v); }
-    static T from(storage s) noexcept { return detail::from_storage<T>(s); }
+    atomic_storage& raw(std::size_t i) const noexcept { return static_cast<atomic_storage*>(data_ptr())[i]; }
+    /// Slot i for the element operations: checked in range and allocated.
+    atomic_storage& element(std::size_t i) const
+    {
+        check_allocated(i);
+        return raw(i);
+    }
 };
 
 } // namespace shmkit
