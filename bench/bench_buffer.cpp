@@ -615,11 +615,5 @@ int main(int argc, char** argv)
              "slice contents as written)");
     tab.note("targets: get/set/incr/add >= 0.9x the raw atomic; slice(100) >= 40M/s; set_slice(100) >= 25M/s;\n"
              "lock+unlock >= 100M pairs/s");
-    if (tab.noisy_rows())
-        tab.note("noisy: in some of the runs kept, a worker waited for a CPU for more than " +
-                 std::to_string(int(opt.max_preempted * 100 + 0.5)) + "% of the run (see bench/harness.hpp)");
-    if (tab.targets_checked())
-        tab.note("targets: " + std::to_string(tab.targets_checked() - tab.targets_missed()) + " of " +
-                 std::to_string(tab.targets_checked()) + " met");
-    return opt.strict && !tab.all_met() ? 2 : 0;
+    return tab.finish(opt);
 }

@@ -829,11 +829,5 @@ int main(int argc, char** argv)
              "str_pool contents as written)");
     tab.note("targets: alloc+free >= 60M pairs/s and >= 10x boost::interprocess allocate/deallocate;\n"
              "alloc_n(64)+free_n >= 150M slots/s; get/set/add >= 0.9x the raw atomic");
-    if (tab.noisy_rows())
-        tab.note("noisy: in some of the runs kept, a worker waited for a CPU for more than " +
-                 std::to_string(int(opt.max_preempted * 100 + 0.5)) + "% of the run (see bench/harness.hpp)");
-    if (tab.targets_checked())
-        tab.note("targets: " + std::to_string(tab.targets_checked() - tab.targets_missed()) + " of " +
-                 std::to_string(tab.targets_checked()) + " met");
-    return opt.strict && !tab.all_met() ? 2 : 0;
+    return tab.finish(opt);
 }

@@ -268,12 +268,8 @@ int main(int argc, char** argv)
                       ms[ms.size() / 2], ms.back(), ms.size(), ms.back() <= 50.0 ? "met" : "NOT MET");
         tab.note(line);
     }
-    if (tab.noisy_rows())
-        tab.note("noisy: in some of the runs kept, a worker was runnable but waited for a CPU (taken by other processes, or\n"
-                 "by the other worker when the scheduler put both on one CPU) for more than " +
-                 std::to_string(int(opt.max_preempted * 100 + 0.5)) + "% of the run: partly time-sharing, not parallel");
-    if (tab.targets_checked())
-        tab.note("targets: " + std::to_string(tab.targets_checked() - tab.targets_missed()) + " of " +
-                 std::to_string(tab.targets_checked()) + " met");
-    return opt.strict && !tab.all_met() ? 2 : 0;
+    return tab.finish(opt, "noisy: in some of the runs kept, a worker was runnable but waited for a CPU (taken by other "
+                           "processes, or\nby the other worker when the scheduler put both on one CPU) for more than " +
+                               std::to_string(int(opt.max_preempted * 100 + 0.5)) +
+                               "% of the run: partly time-sharing, not parallel");
 }

@@ -725,6 +725,22 @@ public:
         os_.flush();
     }
 
+    /// The closing lines every benchmark prints (the noisy-runs warning, the
+    /// count of targets met) and its exit status: 2 if `--strict` and a
+    /// target was missed, else 0. `noisy_detail` replaces the default
+    /// explanation of a noisy run.
+    int finish(const options& opt, const std::string& noisy_detail = "")
+    {
+        if (noisy_)
+            note(noisy_detail.empty() ? "noisy: in some of the runs kept, a worker waited for a CPU for more than " +
+                                            std::to_string(int(opt.max_preempted * 100 + 0.5)) +
+                                            "% of the run (see bench/harness.hpp)"
+                                      : noisy_detail);
+        if (checked_)
+            note("targets: " + std::to_string(checked_ - missed_) + " of " + std::to_string(checked_) + " met");
+        return opt.strict && !all_met() ? 2 : 0;
+    }
+
     unsigned targets_checked() const noexcept { return checked_; }
     unsigned targets_missed() const noexcept { return missed_; }
     bool all_met() const noexcept { return missed_ == 0; }
