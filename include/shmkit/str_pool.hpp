@@ -37,11 +37,16 @@ public:
     /// Opens an existing str_pool; capacity and maximum length from its header.
     explicit str_pool(open_only_t, const std::string& path, const pool_options& opt = {});
 
+    /// A pool in anonymous shared memory, shared with children forked later.
+    /// Throws as the constructors.
     static str_pool anonymous(std::size_t capacity, std::size_t max_length, const pool_options& opt = {});
     /// memfd() without arguments: the fd of a memfd pool (pool_base::memfd()).
     using pool_base::memfd;
+    /// A pool in a sealed memfd labelled `name`; share it by passing memfd().
     static str_pool memfd(const std::string& name, std::size_t capacity, std::size_t max_length,
                           const pool_options& opt = {});
+    /// Opens the pool behind an fd received from another process (the
+    /// caller keeps its fd); maximum length and capacity from its header.
     static str_pool from_fd(int fd, const pool_options& opt = {});
 
     str_pool(str_pool&&) noexcept = default;
@@ -62,12 +67,14 @@ public:
 
     /// alloc() then set(i, v); the slot is freed again if set throws.
     std::optional<std::size_t> alloc_set(std::string_view v);
+    /// alloc(timeout) then set: nothing on timeout.
     template <class Rep, class Period>
     std::optional<std::size_t> alloc_set(std::string_view v, const std::chrono::duration<Rep, Period>& timeout)
     {
         check_length(v);
         return alloc_then(alloc(timeout), [&](std::size_t i) { store(i, v); });
     }
+    /// try_alloc() then set: nothing if no slot is free.
     std::optional<std::size_t> try_alloc_set(std::string_view v);
 
 private:

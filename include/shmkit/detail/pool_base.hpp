@@ -92,7 +92,9 @@ class pool_base;
 /// Move-only; empty (false) when the allocation timed out or after
 /// release(). A guard copied into a forked child by fork() never frees
 /// there: the slot stays the parent's (it frees it when its own guard ends).
-/// The guard must not outlive its pool handle. Not thread-safe (a value).
+/// The guard must not outlive its pool handle, and the handle must not be
+/// moved while guards on it exist (they point to it). Not thread-safe (a
+/// value).
 class slot_guard {
 public:
     slot_guard() noexcept = default;
