@@ -5,6 +5,7 @@
 #include <shmkit/config.hpp>
 #include <shmkit/error.hpp>
 #include <shmkit/buffer.hpp>
+#include <shmkit/kv_store.hpp>
 #include <shmkit/pool.hpp>
 #include <shmkit/region.hpp>
 #include <shmkit/segment.hpp>

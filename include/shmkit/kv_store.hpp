@@ -42,7 +42,7 @@ struct kv_stats {
     std::size_t entries = 0;        ///< keys stored
     std::size_t table_capacity = 0; ///< index slots of the current table
     double load_factor = 0;         ///< (entries + erased slots) / table_capacity
-    std::size_t bytes_used = 0;     ///< bytes of live records (keys, values, their 8-byte headers and padding)
+    std::size_t bytes_used = 0;     ///< key and value bytes of the entries
     std::size_t bytes_mapped = 0;   ///< bytes of the current table's segment (index, records, free space)
     std::uint64_t grows = 0;        ///< tables built (growth, compaction, clear), ever
     std::uint64_t lock_recoveries = 0; ///< writers that died holding the lock, recovered
