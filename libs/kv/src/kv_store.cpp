@@ -53,6 +53,7 @@ std::uint64_t random_u64()
 
 std::uint64_t next_pow2(std::uint64_t v)
 {
+    if (v > (std::uint64_t(1) << 40)) throw std::length_error("shmkit: kv_store: more than 2^39 entries");
     std::uint64_t p = min_slots;
     while (p < v) p <<= 1;
     return p;
@@ -390,11 +391,13 @@ struct kv_impl {
         if (root->removed.load(std::memory_order_acquire))
             throw_errno(EIDRM, label, "the store was removed: it cannot grow");
         const std::uint64_t gen = root->generation.load(std::memory_order_relaxed);
-        const std::uint64_t live = from ? from->h->entries.load(std::memory_order_relaxed) : 0;
-        const std::uint64_t cells = next_pow2(2 * (live + extra_entries));
-        // Arena: what the live arena records take, plus half again, so that
-        // overwrites do not rebuild the table at once.
-        const std::uint64_t need = (from ? from->h->arena_live.load(std::memory_order_relaxed) : 0) + extra_bytes;
+        // Sized from the cells, not from the counters: the new table must
+        // hold what build() copies, whatever a dead writer left in them.
+        const census live = count_live(from);
+        const std::uint64_t cells = next_pow2(2 * (live.entries + extra_entries));
+        // Arena: what the live records take, plus half again (at least
+        // min_arena), so that overwrites do not rebuild the table at once.
+        const std::uint64_t need = live.arena_bytes + extra_bytes;
         std::uint64_t arena = kv_arena_start + need + std::max<std::uint64_t>(need / 2, min_arena);
         arena = (arena + 4095) & ~std::uint64_t(4095);
         if (arena / 8 > kv_meta::payload_mask) throw std::length_error("shmkit: " + label + ": the store would exceed 2 TiB");
@@ -416,7 +419,7 @@ struct kv_impl {
             create_only, name, l,
             [&](void* data, std::size_t size) {
                 populate(data, size);
-                build(static_cast<char*>(data), cells, from);
+                build(static_cast<char*>(data), cells, arena, from);
             },
             {opt.mode});
         auto t = std::make_unique<kv_table>(std::move(s), gen + 1, store_id);
@@ -424,6 +427,27 @@ struct kv_impl {
         root->grows.fetch_add(1, std::memory_order_relaxed);
         if (gen) region::remove_posix(table_name(gen));
         return install(std::move(t));
+    }
+
+    /// What build() will copy out of `t`: live entries, and arena bytes of
+    /// their records.
+    struct census {
+        std::uint64_t entries = 0, arena_bytes = 0;
+    };
+    static census count_live(const kv_table* t) noexcept
+    {
+        census c;
+        if (!t) return c;
+        const std::uint64_t limit = t->h->tail.load(std::memory_order_relaxed);
+        kv_found f;
+        for (std::uint64_t i = 0; i <= t->mask; ++i) {
+            const std::uint64_t m = t->cells[i].meta.load(std::memory_order_relaxed);
+            if (!kv_meta::live(m)) continue;
+            ++c.entries;
+            if (!kv_meta::is_inline(m) && kv_meta::arena_offset(m) <= limit && t->read(i, m, f))
+                c.arena_bytes += kv_record_size(f.key.size(), f.value.size());
+        }
+        return c;
     }
 
     /// Maps the pages of a new table in one call rather than one fault at a
@@ -445,7 +469,7 @@ struct kv_impl {
 
     /// Fills a new table's payload (not visible to anyone yet) with the live
     /// entries of `from`, the arena compacted.
-    void build(char* data, std::uint64_t n_cells, const kv_table* from) const
+    void build(char* data, std::uint64_t n_cells, std::uint64_t arena_size, const kv_table* from) const
     {
         auto* h = reinterpret_cast<kv_table_header*>(data);
         auto* cells = reinterpret_cast<kv_cell*>(data + sizeof(kv_table_header));
@@ -469,6 +493,8 @@ struct kv_impl {
                                         std::memory_order_relaxed);
                 } else {
                     if (kv_meta::arena_offset(m) > limit) continue; // beyond what was committed: never copied
+                    if (kv_record_size(f.key.size(), f.value.size()) > arena_size - tail)
+                        throw std::logic_error("shmkit: kv_store table rebuilt with too small an arena");
                     write_record(arena + tail, f.key, f.value);
                     cells[j].meta.store(kv_meta::make_arena(hash, 0, tail), std::memory_order_relaxed);
                     tail += kv_record_size(f.key.size(), f.value.size());
