@@ -60,24 +60,26 @@ struct kv_impl;
 ///
 /// Layout: a small root object `/NAME` (the writers' lock, the number of
 /// the current table, counters) and the current table `/NAME~ID~GEN`
-/// (an open-addressing index of 64-bit slots and an append-only area of
-/// records). Growth builds a bigger table, publishes its number in the root
+/// (open addressing over 40-byte cells that hold small entries in place,
+/// and an append-only arena for larger ones). Growth builds a bigger table, publishes its number in the root
 /// with one store, and unlinks the old table's name; every process maps the
 /// new table when it next uses the store, and keeps reading the old one
 /// until then (it stays valid while mapped).
 ///
-/// Reads (get, contains, size) take no lock and never wait: a record is
-/// written before the slot that points to it is published (release), and is
-/// never changed afterwards. Writes (put, erase, clear) are serialised by
+/// Reads (get, contains, size) take no lock and never wait: a cell is
+/// filled before its meta word is published (release) and never changed in
+/// place while live; a reader that finds the cell's version changed under
+/// its copy looks again. Writes (put, erase, clear) are serialised by
 /// the root's crash-recoverable lock. get_all, visit and for_each take the
 /// lock shared, so they see a consistent snapshot and writers wait for them.
 ///
-/// Crash safety: every update has one commit point, a single 8-byte store
-/// (a slot of the index, or the root's table number). A writer killed
-/// before it leaves the store as it was; after it, done. What can be left
-/// behind (unreferenced record bytes, counters not yet updated, the name of
-/// a table that was being built) is repaired by the next writer, which
-/// learns of the death from the lock (stats().repairs). See
+/// Crash safety: every update takes effect with a single 8-byte store (a
+/// cell's meta word, or the root's table number): a writer killed before it
+/// leaves the store as it was, after it the update is done. What can be
+/// left behind (unreferenced record bytes, counters not yet updated, both
+/// cells of an overwrite, the name of a table that was being built) is
+/// repaired by the next writer, which learns of the death from the lock
+/// (stats().repairs), without changing any value readers could see. See
 /// doc/crash_safety.md.
 ///
 /// Limits: keys up to max_key_size (64 KiB - 1), values up to

@@ -347,16 +347,27 @@ struct kv_impl {
     }
 
     /// An overwrite publishes the new cell, then erases the old one. Died
-    /// between the two: both are live, and the old one goes now.
-    static void finish_overwrite(kv_table& t)
+    /// between the two: both are live, and lookups have been finding the
+    /// one that comes first in the key's probe sequence. That one stays
+    /// (so nobody sees the value change under the repair) and the other
+    /// goes: the overwrite is finished if the new cell came first, undone
+    /// otherwise.
+    void finish_overwrite(kv_table& t) const
     {
         const std::uint64_t old_cell = t.h->pending_old.load(std::memory_order_acquire);
         const std::uint64_t new_cell = t.h->pending_new.load(std::memory_order_acquire);
-        if (old_cell && new_cell && old_cell <= t.capacity() && new_cell <= t.capacity()) {
+        if (old_cell && new_cell && old_cell <= t.capacity() && new_cell <= t.capacity() && old_cell != new_cell) {
             const std::uint64_t m_new = t.cells[new_cell - 1].meta.load(std::memory_order_acquire);
             const std::uint64_t m_old = t.cells[old_cell - 1].meta.load(std::memory_order_acquire);
-            if (kv_meta::live(m_new) && kv_meta::live(m_old))
-                t.cells[old_cell - 1].meta.store(kv_meta::erase(m_old), std::memory_order_release);
+            kv_found f, first;
+            if (kv_meta::live(m_new) && kv_meta::live(m_old) && t.read(old_cell - 1, m_old, f)) {
+                const std::string key(f.key);
+                if (t.find(key, kv_hash(key, seed), first)) {
+                    const std::uint64_t loser = first.cell == old_cell - 1 ? new_cell - 1 : old_cell - 1;
+                    const std::uint64_t m = t.cells[loser].meta.load(std::memory_order_relaxed);
+                    t.cells[loser].meta.store(kv_meta::erase(m), std::memory_order_release);
+                }
+            }
         }
         t.h->pending_old.store(0, std::memory_order_relaxed);
         t.h->pending_new.store(0, std::memory_order_relaxed);
@@ -584,8 +595,9 @@ struct kv_impl {
             }
             fill(*t, i, hash, key, value); // commit of an insert
             if (found) {
-                // Commit of an overwrite; killed before it, repair() erases
-                // the old cell (both are live, the new one found first or not).
+                // The old value goes. Killed before this store: both cells
+                // are live, lookups find the one first in the probe order,
+                // and repair() keeps that one.
                 t->cells[old.cell].meta.store(kv_meta::erase(old.meta), std::memory_order_release);
                 t->h->pending_old.store(0, std::memory_order_relaxed);
                 t->h->pending_new.store(0, std::memory_order_relaxed);
