@@ -28,7 +28,8 @@ constexpr std::size_t max_name_length = 200;
 // arena room until the next rebuild compacts): a table starts big enough
 // that a rebuild costs little next to the writes between two of them.
 constexpr std::uint64_t min_slots = 256;
-constexpr std::uint64_t min_arena = 65536;
+constexpr std::uint64_t small_table = 1 << 14; ///< entries below which a table grows fourfold
+constexpr std::uint64_t min_arena = 65536; ///< free arena of a table that has arena records
 
 /// "NAME" or "/NAME" -> "NAME", validated.
 std::string store_base_name(const std::string& name)
@@ -104,7 +105,7 @@ struct kv_table {
         const std::uint64_t n = seg.param(0), arena_bytes = seg.param(1);
         const auto index = checked_mul(n, sizeof(kv_cell));
         const auto need = index ? checked_add(sizeof(kv_table_header) + *index, arena_bytes) : std::nullopt;
-        if (n < min_slots || (n & (n - 1)) != 0 || arena_bytes < min_arena || arena_bytes / 8 > kv_meta::payload_mask ||
+        if (n < min_slots || (n & (n - 1)) != 0 || arena_bytes < 4096 || arena_bytes / 8 > kv_meta::payload_mask ||
             !need || *need > seg.data_size() || seg.param(2) != expect_generation || seg.param(3) != store_id)
             throw_error(errc::corrupt_header, seg.name(), "not the table this store expects");
         char* d = static_cast<char*>(seg.data());
@@ -405,11 +406,15 @@ struct kv_impl {
         // Sized from the cells, not from the counters: the new table must
         // hold what build() copies, whatever a dead writer left in them.
         const census live = count_live(from);
-        const std::uint64_t cells = next_pow2(2 * (live.entries + extra_entries));
+        // Twice the live entries (a load factor of at most 1/2 after the
+        // rebuild); four times while the table is small, where the fixed cost
+        // of a rebuild (a new POSIX object) would dominate the puts.
+        const std::uint64_t want = live.entries + extra_entries;
+        const std::uint64_t cells = next_pow2(want < small_table ? 4 * want : 2 * want);
         // Arena: what the live records take, plus half again (at least
         // min_arena), so that overwrites do not rebuild the table at once.
         const std::uint64_t need = live.arena_bytes + extra_bytes;
-        std::uint64_t arena = kv_arena_start + need + std::max<std::uint64_t>(need / 2, min_arena);
+        std::uint64_t arena = kv_arena_start + need + (need ? std::max<std::uint64_t>(need / 2, min_arena) : 0);
         arena = (arena + 4095) & ~std::uint64_t(4095);
         if (arena / 8 > kv_meta::payload_mask) throw std::length_error("shmkit: " + label + ": the store would exceed 2 TiB");
 
@@ -425,19 +430,32 @@ struct kv_impl {
         l.params[2] = gen + 1;
         l.params[3] = store_id;
         const std::string name = table_name(gen + 1);
-        region::remove_posix(name); // left by a writer that died building it
-        segment s = segment::posix(
-            create_only, name, l,
-            [&](void* data, std::size_t size) {
-                populate(data, size);
-                build(static_cast<char*>(data), cells, arena, from);
-            },
-            {opt.mode});
+        segment s = create_table(name, l, cells, arena, from);
         auto t = std::make_unique<kv_table>(std::move(s), gen + 1, store_id);
         root->generation.store(gen + 1, std::memory_order_release); // commit
         root->grows.fetch_add(1, std::memory_order_relaxed);
         if (gen) region::remove_posix(table_name(gen));
         return install(std::move(t));
+    }
+
+    /// Creates table `name` (not yet published) holding the live entries of
+    /// `from`. A table of that name left by a writer that died building it
+    /// is normally unlinked by repair(); if one is there all the same, it is
+    /// unlinked and the creation tried again.
+    segment create_table(const std::string& name, const segment_layout& l, std::uint64_t cells, std::uint64_t arena,
+                         const kv_table* from) const
+    {
+        const auto init = [&](void* data, std::size_t size) {
+            populate(data, size);
+            build(static_cast<char*>(data), cells, arena, from);
+        };
+        try {
+            return segment::posix(create_only, name, l, init, {opt.mode});
+        } catch (const error& e) {
+            if (e.code() != std::errc::file_exists) throw;
+        }
+        region::remove_posix(name);
+        return segment::posix(create_only, name, l, init, {opt.mode});
     }
 
     /// What build() will copy out of `t`: live entries, and arena bytes of
@@ -574,7 +592,8 @@ struct kv_impl {
     void put(std::string_view key, std::string_view value)
     {
         auto g = lock_for_write();
-        reading rd(*this);
+        // Not counted as a reader: under the writers' lock no newer table
+        // can appear, so nothing retires the one this thread uses.
         const std::uint64_t hash = kv_hash(key, seed);
         const std::uint64_t arena_need = kv_fits_inline(key.size(), value.size()) ? 0 : kv_record_size(key.size(), value.size());
         kv_table* t = table();
@@ -617,7 +636,8 @@ struct kv_impl {
     bool erase(std::string_view key)
     {
         auto g = lock_for_write();
-        reading rd(*this);
+        // Not counted as a reader: under the writers' lock no newer table
+        // can appear, so nothing retires the one this thread uses.
         kv_table* t = table();
         if (!t) return false;
         kv_found f;
@@ -633,7 +653,8 @@ struct kv_impl {
     void clear()
     {
         auto g = lock_for_write();
-        reading rd(*this);
+        // Not counted as a reader: under the writers' lock no newer table
+        // can appear, so nothing retires the one this thread uses.
         kv_table* t = table();
         if (t && t->h->entries.load(std::memory_order_relaxed) == 0 && t->h->erased.load(std::memory_order_relaxed) == 0 &&
             t->h->tail.load(std::memory_order_relaxed) == kv_arena_start)
