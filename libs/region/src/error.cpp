@@ -45,8 +45,8 @@ namespace detail {
 
 void throw_errno(int err, const std::string& where, const std::string& what)
 {
-    throw error(std::error_code(err, std::generic_category()), where,
-                what + ": " + std::generic_category().message(err));
+    // std::system_error appends the code's message (strerror) itself.
+    throw error(std::error_code(err, std::generic_category()), where, what);
 }
 
 void throw_error(errc e, const std::string& where, const std::string& what)
