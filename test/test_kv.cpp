@@ -23,6 +23,9 @@
 #include <system_error>
 #include <vector>
 
+#include <sched.h>
+#include <sys/mount.h>
+
 using namespace std::chrono_literals;
 using shmkit::kv_store;
 namespace fs = std::filesystem;
@@ -1300,4 +1303,43 @@ BOOST_AUTO_TEST_CASE(check_reports_a_corrupted_table)
     BOOST_TEST((test::read_file(path) == bytes));
     BOOST_TEST(s.size() == 1010u);
     BOOST_TEST(count_wrong(s, 0, 1000, 1, value_of) == 0u);
+}
+
+// A full /dev/shm: the put that needs a bigger table fails with ENOSPC and
+// the store stays as it was (tables are reserved before they are used, so
+// nothing is ever SIGBUSed). Runs in a child with a private mount namespace
+// and a 4 MiB tmpfs on /dev/shm; where that cannot be set up (no
+// CAP_SYS_ADMIN), the case says so and checks nothing.
+BOOST_AUTO_TEST_CASE(a_full_dev_shm_fails_the_put_and_changes_nothing)
+{
+    test::child c([] {
+        if (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+            ::mount("tmpfs", "/dev/shm", "tmpfs", 0, "size=4m") != 0)
+            return 77;
+        shmkit::kv_store s("full");
+        const std::string value(1000, 'v');
+        std::size_t stored = 0;
+        int code = 0;
+        try {
+            for (;; ++stored) s.put("k" + std::to_string(stored), value);
+        } catch (const shmkit::error& e) {
+            code = e.code().value();
+        }
+        if (code != ENOSPC) return 1;
+        if (s.size() != stored) return 2;
+        std::string why;
+        if (!s.check(&why)) return 3;
+        for (std::size_t k = 0; k < stored; ++k)
+            if (s.get("k" + std::to_string(k)) != value) return 4;
+        // Still usable: an overwrite that fits, and an erase.
+        s.put("k0", "small");
+        if (s.get("k0") != std::string("small") || !s.erase("k1")) return 5;
+        return stored > 100 ? 0 : 6;
+    });
+    const int rc = c.wait();
+    if (rc == 77) {
+        BOOST_TEST_MESSAGE("no private mount namespace here (needs CAP_SYS_ADMIN): ENOSPC case not run");
+        return;
+    }
+    BOOST_TEST(rc == 0);
 }
