@@ -831,15 +831,17 @@ row_result row_put(const options& o, fixture& f, subjects& sub)
     return r;
 }
 
-row_result row_get_hit(const options& o, fixture& f, subjects& sub)
+/// A get row: `body(store pointer, keys, cursor, errors)` on each subject
+/// in turn, from a full store, with the cursors reset.
+template <class Body>
+row_result row_gets(const options& o, fixture& f, subjects& sub, const std::string& what, Body body)
 {
     const keyset& ks = sub.ks;
     auto fig = [&](auto& s, const std::string& who) {
-        using S = std::remove_reference_t<decltype(s)>;
         ensure_full(s, ks);
         f.reset_cursors(ks.n, 1);
-        const result r = measure(o, 1, [&] { return get_hit_body<const S*>(&s, ks, f.cur(0), *f.errors); });
-        check_errors(f, "get hit (" + who + ")");
+        const result r = measure(o, 1, [&] { return body(&s, ks, f.cur(0), *f.errors); });
+        check_errors(f, what + " (" + who + ")");
         return r;
     };
     row_result r;
@@ -849,22 +851,18 @@ row_result row_get_hit(const options& o, fixture& f, subjects& sub)
     return r;
 }
 
+row_result row_get_hit(const options& o, fixture& f, subjects& sub)
+{
+    return row_gets(o, f, sub, "get hit", [](const auto* s, const keyset& ks, auto& cur, auto& errors) {
+        return get_hit_body<decltype(s)>(s, ks, cur, errors);
+    });
+}
+
 row_result row_get_miss(const options& o, fixture& f, subjects& sub)
 {
-    const keyset& ks = sub.ks;
-    auto fig = [&](auto& s, const std::string& who) {
-        using S = std::remove_reference_t<decltype(s)>;
-        ensure_full(s, ks);
-        f.reset_cursors(ks.n, 1);
-        const result r = measure(o, 1, [&] { return get_miss_body<const S*>(&s, ks, f.cur(0), *f.errors); });
-        check_errors(f, "get miss (" + who + ")");
-        return r;
-    };
-    row_result r;
-    r.shm = fig(sub.shm, "shmkit");
-    r.flat = fig(sub.flat, "in-process table");
-    r.bip = fig(sub.bip, "boost");
-    return r;
+    return row_gets(o, f, sub, "get miss", [](const auto* s, const keyset& ks, auto& cur, auto& errors) {
+        return get_miss_body<decltype(s)>(s, ks, cur, errors);
+    });
 }
 
 row_result row_erase(const options& o, fixture& f, subjects& sub)
