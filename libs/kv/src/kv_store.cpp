@@ -167,8 +167,11 @@ struct kv_table {
             if (kv_meta::empty(m)) return false;
             if (!kv_meta::live(m) || !kv_meta::tag_matches(m, hash)) continue;
             if (!read(i, m, f)) {
-                if (kv_meta::is_inline(m)) goto again;
-                continue; // a bad arena offset: never followed
+                // Filled again under the copy: look again. Otherwise the
+                // cell is unreadable (bad lengths or offset: corrupted
+                // memory, which check() reports): never followed.
+                if (cells[i].meta.load(std::memory_order_acquire) != m) goto again;
+                continue;
             }
             if (f.key == key) return true;
         }
@@ -575,13 +578,14 @@ struct kv_impl {
         c.meta.store(meta, std::memory_order_release);
     }
 
-    /// The first empty or erased cell of `hash`'s probe sequence. One
-    /// exists: the load factor stays below 0.8.
-    static std::uint64_t free_cell(const kv_table& t, std::uint64_t hash)
+    /// The first empty or erased cell of `hash`'s probe sequence; nothing
+    /// if every cell is live (the load factor keeps that from happening in
+    /// a sound table: the caller then rebuilds it).
+    static std::optional<std::uint64_t> free_cell(const kv_table& t, std::uint64_t hash)
     {
-        std::uint64_t i = hash & t.mask;
-        while (kv_meta::live(t.cells[i].meta.load(std::memory_order_relaxed))) i = (i + 1) & t.mask;
-        return i;
+        for (std::uint64_t k = 0, i = hash & t.mask; k <= t.mask; ++k, i = (i + 1) & t.mask)
+            if (!kv_meta::live(t.cells[i].meta.load(std::memory_order_relaxed))) return i;
+        return std::nullopt;
     }
 
     static void add(std::atomic<std::uint64_t>& c, std::int64_t d) noexcept
@@ -603,7 +607,9 @@ struct kv_impl {
             const bool found = t->find(key, hash, old);
             const std::uint64_t used = t->h->entries.load(std::memory_order_relaxed) + t->h->erased.load(std::memory_order_relaxed);
             if (t->h->tail.load(std::memory_order_relaxed) + arena_need > t->arena_size) continue;
-            const std::uint64_t i = free_cell(*t, hash);
+            const auto free = free_cell(*t, hash);
+            if (!free) continue;
+            const std::uint64_t i = *free;
             const bool reuses_erased = kv_meta::erased(t->cells[i].meta.load(std::memory_order_relaxed));
             // A new cell is taken even to overwrite: unless it reuses an
             // erased one, it must leave the load factor under 0.8.
