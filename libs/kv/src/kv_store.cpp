@@ -200,6 +200,11 @@ struct kv_impl {
     // `current` while `readers` counts them; a table replaced by a newer one
     // is kept in `retired` until no reader can still be using it.
     mutable std::atomic<kv_table*> current{nullptr};
+    /// The current table's cells and mask, for a prefetch issued before the
+    /// lock or the reader count (a hint: a stale value prefetches a wrong
+    /// line, which costs nothing but the hint).
+    mutable std::atomic<const kv_cell*> hint_cells{nullptr};
+    mutable std::atomic<std::uint64_t> hint_mask{0};
     mutable std::atomic<std::uint64_t> readers{0};
     mutable std::atomic<bool> has_retired{false};
     mutable std::mutex remap_mutex;
@@ -280,6 +285,8 @@ struct kv_impl {
         kv_table* raw = t.get();
         owned.push_back(std::move(t));
         current.store(raw, std::memory_order_seq_cst);
+        hint_cells.store(raw->cells, std::memory_order_relaxed);
+        hint_mask.store(raw->mask, std::memory_order_relaxed);
         if (cur) has_retired.store(true, std::memory_order_seq_cst);
         free_retired_locked();
         return raw;
@@ -294,6 +301,15 @@ struct kv_impl {
         owned.erase(std::remove_if(owned.begin(), owned.end(), [&](const auto& t) { return t.get() != cur; }),
                     owned.end());
         has_retired.store(false, std::memory_order_relaxed);
+    }
+
+    /// Starts loading the cell where a lookup of `hash` begins, so that the
+    /// miss overlaps the locking that comes first. Never dereferences.
+    void prefetch(std::uint64_t hash) const noexcept
+    {
+        const kv_cell* c = hint_cells.load(std::memory_order_relaxed);
+        const std::uint64_t mask = hint_mask.load(std::memory_order_relaxed);
+        if (c) __builtin_prefetch(reinterpret_cast<const char*>(c) + (hash & mask) * sizeof(kv_cell));
     }
 
     /// The table the root names now (nullptr: none yet). Maps it if this
@@ -595,10 +611,11 @@ struct kv_impl {
 
     void put(std::string_view key, std::string_view value)
     {
+        const std::uint64_t hash = kv_hash(key, seed);
+        prefetch(hash);
         auto g = lock_for_write();
         // Not counted as a reader: under the writers' lock no newer table
         // can appear, so nothing retires the one this thread uses.
-        const std::uint64_t hash = kv_hash(key, seed);
         const std::uint64_t arena_need = kv_fits_inline(key.size(), value.size()) ? 0 : kv_record_size(key.size(), value.size());
         kv_table* t = table();
         for (;; t = grow(t, 1, arena_need)) {
@@ -641,13 +658,15 @@ struct kv_impl {
 
     bool erase(std::string_view key)
     {
+        const std::uint64_t hash = kv_hash(key, seed);
+        prefetch(hash);
         auto g = lock_for_write();
         // Not counted as a reader: under the writers' lock no newer table
         // can appear, so nothing retires the one this thread uses.
         kv_table* t = table();
         if (!t) return false;
         kv_found f;
-        if (!t->find(key, kv_hash(key, seed), f)) return false;
+        if (!t->find(key, hash, f)) return false;
         t->cells[f.cell].meta.store(kv_meta::erase(f.meta), std::memory_order_release); // commit
         add(t->h->entries, -1);
         add(t->h->erased, 1);
@@ -672,11 +691,13 @@ struct kv_impl {
 
     bool get(std::string_view key, std::string& out) const
     {
+        const std::uint64_t hash = kv_hash(key, seed);
+        prefetch(hash);
         reading rd(*this);
         const kv_table* t = table();
         if (!t) return false;
         kv_found f;
-        if (!t->find(key, kv_hash(key, seed), f)) return false;
+        if (!t->find(key, hash, f)) return false;
         out.assign(f.value.data(), f.value.size());
         return true;
     }
