@@ -1346,3 +1346,28 @@ BOOST_AUTO_TEST_CASE(a_full_dev_shm_fails_the_put_and_changes_nothing)
     }
     BOOST_TEST(rc == 0);
 }
+
+BOOST_AUTO_TEST_CASE(reserve_builds_the_table_once_for_the_puts_to_come)
+{
+    store_name n("reserve");
+    kv_store s(n.str());
+    s.reserve(100000);
+    const shmkit::kv_stats before = s.stats();
+    BOOST_TEST(before.grows == 1u);
+    BOOST_TEST(before.table_capacity * 8 >= std::size_t(100000) * 10);
+    for (int i = 0; i < 100000; ++i) s.put("k" + std::to_string(i), "v" + std::to_string(i));
+    const shmkit::kv_stats after = s.stats();
+    BOOST_TEST(after.grows == before.grows); // no rebuild while the puts fit
+    BOOST_TEST(after.table_capacity == before.table_capacity);
+    BOOST_TEST(s.size() == 100000u);
+    s.reserve(10); // never shrinks
+    BOOST_TEST(s.stats().grows == after.grows);
+    s.reserve(300000); // keeps every entry
+    BOOST_TEST(s.stats().grows == after.grows + 1);
+    BOOST_TEST(s.size() == 100000u);
+    BOOST_TEST((s.get("k99999") == std::string("v99999")));
+    std::string why;
+    BOOST_TEST(s.check(&why), why);
+    BOOST_TEST(kv_store::remove(n.str()));
+    BOOST_TEST(test::error_code_of([&] { s.reserve(10000000); }) == EIDRM);
+}

@@ -137,6 +137,12 @@ public:
     /// Removes every key: publishes a new, empty table. O(1) for the store
     /// (the old table is freed when its last reader detaches).
     void clear();
+    /// Makes room for `entries` keys without further growth (the table is
+    /// rebuilt now if it is smaller; never shrunk). Worth it before a known
+    /// number of puts: each growth rebuilds the table. O(entries) when it
+    /// rebuilds. Throws shmkit::error (ENOSPC, EIDRM for a removed store)
+    /// with the store unchanged, std::length_error beyond 2^39 entries.
+    void reserve(std::size_t entries);
 
     // ---- Reads: lock-free ------------------------------------------------------
 

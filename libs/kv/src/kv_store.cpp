@@ -687,6 +687,16 @@ struct kv_impl {
         if (t || root->generation.load(std::memory_order_relaxed) != 0) grow(nullptr, 0, 0);
     }
 
+    void reserve(std::uint64_t entries)
+    {
+        auto g = lock_for_write();
+        kv_table* t = table();
+        const std::uint64_t used = t ? t->h->entries.load(std::memory_order_relaxed) : 0;
+        // Room means staying under the 0.8 load factor that triggers growth.
+        if (t && entries * 10 <= t->capacity() * 8) return;
+        grow(t, entries > used ? entries - used : 0, 0);
+    }
+
     // ---- Reading ---------------------------------------------------------------------
 
     bool get(std::string_view key, std::string& out) const
@@ -872,6 +882,8 @@ void kv_store::put(std::string_view key, std::string_view value)
 bool kv_store::erase(std::string_view key) { return key.size() <= max_key_size && impl_->erase(key); }
 
 void kv_store::clear() { impl_->clear(); }
+
+void kv_store::reserve(std::size_t entries) { impl_->reserve(entries); }
 
 std::optional<std::string> kv_store::get(std::string_view key) const
 {
