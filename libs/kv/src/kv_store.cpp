@@ -3,6 +3,8 @@
 // detail/kv_layout.hpp; crash windows: doc/crash_safety.md.
 #include <shmkit/kv_store.hpp>
 
+#include "read_section.hpp"
+
 #include <shmkit/detail/checked.hpp>
 #include <shmkit/detail/kv_layout.hpp>
 #include <shmkit/error.hpp>
@@ -197,15 +199,14 @@ struct kv_impl {
     mutable sync::rwlock lock;
 
     // The current table of this handle. Threads of the process read through
-    // `current` while `readers` counts them; a table replaced by a newer one
-    // is kept in `retired` until no reader can still be using it.
+    // `current` inside a read_section; a table replaced by a newer one stays
+    // mapped (in `owned`) until no thread of the process is in one.
     mutable std::atomic<kv_table*> current{nullptr};
     /// The current table's cells and mask, for a prefetch issued before the
     /// lock or the reader count (a hint: a stale value prefetches a wrong
     /// line, which costs nothing but the hint).
     mutable std::atomic<const kv_cell*> hint_cells{nullptr};
     mutable std::atomic<std::uint64_t> hint_mask{0};
-    mutable std::atomic<std::uint64_t> readers{0};
     mutable std::atomic<bool> has_retired{false};
     mutable std::mutex remap_mutex;
     mutable std::vector<std::unique_ptr<kv_table>> owned; ///< current and retired tables
@@ -292,11 +293,11 @@ struct kv_impl {
         return raw;
     }
 
-    /// Frees replaced tables once no reader is between its load of
-    /// `current` and its release (readers count themselves in before loading).
+    /// Frees replaced tables once no thread of the process is inside a
+    /// read_section (readers enter one before they load `current`).
     void free_retired_locked() const
     {
-        if (!has_retired.load(std::memory_order_seq_cst) || readers.load(std::memory_order_seq_cst) != 0) return;
+        if (!has_retired.load(std::memory_order_seq_cst) || !no_readers()) return;
         kv_table* cur = current.load(std::memory_order_relaxed);
         owned.erase(std::remove_if(owned.begin(), owned.end(), [&](const auto& t) { return t.get() != cur; }),
                     owned.end());
@@ -313,7 +314,8 @@ struct kv_impl {
     }
 
     /// The table the root names now (nullptr: none yet). Maps it if this
-    /// handle has an older one. The caller is counted in `readers`.
+    /// handle has an older one. The caller is inside a read_section, or
+    /// holds the writers' lock.
     kv_table* table() const
     {
         for (int attempt = 0;; ++attempt) {
@@ -326,13 +328,16 @@ struct kv_impl {
         }
     }
 
-    /// Counts the calling thread as a reader of this handle's tables.
+    /// Marks the calling thread as a reader of this handle's tables; on the
+    /// way out, frees tables replaced meanwhile if nobody reads any more.
     struct reading {
         const kv_impl& k;
-        explicit reading(const kv_impl& impl) : k(impl) { k.readers.fetch_add(1, std::memory_order_seq_cst); }
+        read_section section;
+        explicit reading(const kv_impl& impl) : k(impl) {}
         ~reading()
         {
-            if (k.readers.fetch_sub(1, std::memory_order_seq_cst) == 1 && k.has_retired.load(std::memory_order_seq_cst)) {
+            section.leave();
+            if (k.has_retired.load(std::memory_order_relaxed)) {
                 std::unique_lock<std::mutex> g(k.remap_mutex, std::try_to_lock);
                 if (g.owns_lock()) k.free_retired_locked();
             }
