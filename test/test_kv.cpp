@@ -16,6 +16,8 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <set>
+#include <sstream>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -1370,4 +1372,29 @@ BOOST_AUTO_TEST_CASE(reserve_builds_the_table_once_for_the_puts_to_come)
     BOOST_TEST(s.check(&why), why);
     BOOST_TEST(kv_store::remove(n.str()));
     BOOST_TEST(test::error_code_of([&] { s.reserve(10000000); }) == EIDRM);
+}
+
+// A handle that only reads while another grows the store does not keep the
+// tables it has left behind mapped: each is unmapped once nothing reads it.
+BOOST_AUTO_TEST_CASE(replaced_tables_are_unmapped_by_a_reading_handle)
+{
+    store_name n("unmap");
+    kv_store writer(n.str()), reader(n.str());
+    const std::string prefix = n.bare() + "~";
+    auto mapped_tables = [&] {
+        std::set<std::string> files;
+        std::istringstream maps(test::read_file("/proc/self/maps"));
+        for (std::string line; std::getline(maps, line);) {
+            const auto at = line.find(prefix);
+            if (at != std::string::npos) files.insert(line.substr(at));
+        }
+        return files.size();
+    };
+    std::string out;
+    for (int round = 0; round < 12; ++round) {
+        for (int i = 0; i < 3000; ++i) writer.put("r" + std::to_string(round) + ":" + std::to_string(i), "v");
+        for (int k = 0; k < 3; ++k) BOOST_TEST(reader.get("r" + std::to_string(round) + ":0", out));
+        BOOST_TEST(mapped_tables() <= 1u, "round " << round);
+    }
+    BOOST_TEST(writer.stats().grows >= 4u);
 }

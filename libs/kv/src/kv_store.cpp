@@ -208,6 +208,7 @@ struct kv_impl {
     mutable std::atomic<const kv_cell*> hint_cells{nullptr};
     mutable std::atomic<std::uint64_t> hint_mask{0};
     mutable std::atomic<bool> has_retired{false};
+    mutable std::atomic<std::uint32_t> free_tries{0}; ///< readers' attempts to free replaced tables
     mutable std::mutex remap_mutex;
     mutable std::vector<std::unique_ptr<kv_table>> owned; ///< current and retired tables
 
@@ -288,7 +289,10 @@ struct kv_impl {
         current.store(raw, std::memory_order_seq_cst);
         hint_cells.store(raw->cells, std::memory_order_relaxed);
         hint_mask.store(raw->mask, std::memory_order_relaxed);
-        if (cur) has_retired.store(true, std::memory_order_seq_cst);
+        if (cur) {
+            free_tries.store(0, std::memory_order_relaxed); // the next reader out tries at once
+            has_retired.store(true, std::memory_order_seq_cst);
+        }
         free_retired_locked();
         return raw;
     }
@@ -337,10 +341,15 @@ struct kv_impl {
         ~reading()
         {
             section.leave();
-            if (k.has_retired.load(std::memory_order_relaxed)) {
-                std::unique_lock<std::mutex> g(k.remap_mutex, std::try_to_lock);
-                if (g.owns_lock()) k.free_retired_locked();
-            }
+            if (!k.has_retired.load(std::memory_order_relaxed)) return;
+            // Each try is a membarrier() call and fails while another thread
+            // of the process reads: try once in a while, not on every get
+            // (a racy count is good enough for that).
+            const std::uint32_t n = k.free_tries.load(std::memory_order_relaxed) + 1;
+            k.free_tries.store(n, std::memory_order_relaxed);
+            if (n % 256 != 1) return;
+            std::unique_lock<std::mutex> g(k.remap_mutex, std::try_to_lock);
+            if (g.owns_lock()) k.free_retired_locked();
         }
     };
 
