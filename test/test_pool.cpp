@@ -11,6 +11,7 @@
 #include <boost/mpl/list.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -1211,4 +1212,27 @@ BOOST_AUTO_TEST_CASE(created_eventfd_is_closed_with_the_pool)
         BOOST_TEST(fd_open(efd));
     }
     BOOST_TEST(!fd_open(efd));
+}
+
+BOOST_AUTO_TEST_CASE(gets_into_a_callers_buffer)
+{
+    auto s = str_pool::anonymous(4, 64);
+    const auto i = s.alloc_set(std::string("binary\0safe", 11));
+    BOOST_REQUIRE(i);
+    std::string out = "previous contents that are longer";
+    s.get(*i, out);
+    BOOST_TEST((out == std::string("binary\0safe", 11)));
+    const auto free_slot = (*i + 1) % 4;
+    BOOST_CHECK_THROW(s.get(free_slot, out), shmkit::error);
+    BOOST_TEST((out == std::string("binary\0safe", 11))); // unchanged by the refusal
+
+    auto r = raw_pool::anonymous(4, 16);
+    const auto j = r.alloc_set("0123456789");
+    BOOST_REQUIRE(j);
+    std::array<std::byte, 16> buf{};
+    r.get(*j, boost::span<std::byte>(buf));
+    BOOST_TEST(std::memcmp(buf.data(), "0123456789\0\0\0\0\0\0", 16) == 0);
+    std::array<std::byte, 8> small{};
+    BOOST_CHECK_THROW(r.get(*j, boost::span<std::byte>(small)), std::length_error);
+    BOOST_CHECK_THROW(r.get(99, boost::span<std::byte>(buf)), std::out_of_range);
 }

@@ -57,6 +57,10 @@ public:
     /// The elem_size() bytes of slot i. O(elem_size). Throws
     /// std::out_of_range, shmkit::error (not allocated), std::bad_alloc.
     std::string get(std::size_t i) const;
+    /// Copies slot i into `out`, which must hold elem_size() bytes. No
+    /// allocation. Throws std::out_of_range, shmkit::error (not allocated),
+    /// std::length_error (out too small), nothing copied then.
+    void get(std::size_t i, boost::span<std::byte> out) const;
     /// Writes `bytes` at the start of slot i and zeroes the rest of it.
     /// Throws std::out_of_range, shmkit::error (not allocated) or
     /// std::length_error (longer than elem_size()), writing nothing. A

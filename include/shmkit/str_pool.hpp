@@ -57,6 +57,9 @@ public:
     /// The string in slot i. O(length). Throws std::out_of_range,
     /// shmkit::error (not allocated), std::bad_alloc.
     std::string get(std::size_t i) const;
+    /// As get(), into `out` (its capacity is reused: no allocation once it
+    /// is large enough). Throws as get(); `out` is unchanged if it throws.
+    void get(std::size_t i, std::string& out) const;
     /// The length of the string in slot i. O(1). Throws as get().
     std::size_t length(std::size_t i) const;
     /// Stores `v` in slot i. Throws std::out_of_range, shmkit::error (not

@@ -63,6 +63,15 @@ std::string raw_pool::get(std::size_t i) const
     return out;
 }
 
+void raw_pool::get(std::size_t i, boost::span<std::byte> out) const
+{
+    const char* p = static_cast<const char*>(ptr(i));
+    if (out.size() < elem_size())
+        throw std::length_error("shmkit: " + path() + ": a buffer of " + std::to_string(out.size()) +
+                                " bytes for a slot of " + std::to_string(elem_size()));
+    detail::atomic_copy_from_shared(out.data(), p, elem_size());
+}
+
 void raw_pool::check_length(std::string_view bytes) const
 {
     if (bytes.size() > elem_size())

@@ -85,10 +85,16 @@ std::size_t str_pool::length(std::size_t i) const
 
 std::string str_pool::get(std::size_t i) const
 {
-    const std::size_t n = length(i);
-    std::string out(n, '\0');
-    detail::atomic_copy_from_shared(out.data(), slot(i) + sizeof(length_word), n);
+    std::string out;
+    get(i, out);
     return out;
+}
+
+void str_pool::get(std::size_t i, std::string& out) const
+{
+    const std::size_t n = length(i);
+    out.resize(n);
+    detail::atomic_copy_from_shared(out.data(), slot(i) + sizeof(length_word), n);
 }
 
 void str_pool::check_length(std::string_view v) const
