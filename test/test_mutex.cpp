@@ -208,3 +208,37 @@ BOOST_AUTO_TEST_CASE(kill_loop)
     BOOST_TEST(reports <= static_cast<std::uint64_t>(kills));
     BOOST_TEST_MESSAGE("kills " << kills << " (holding " << holder_kills << "), owner deaths reported " << reports);
 }
+
+// A deadline of time_point::max() (or hours::max() as a timeout) waits for
+// the holder: it never wraps into the past and gives up at once.
+BOOST_AUTO_TEST_CASE(the_longest_deadline_waits_for_the_holder)
+{
+    test::scratch_dir dir;
+    shmkit::segment_layout l = layout();
+    l.n_rwlocks = 1;
+    segment seg = segment::file(shmkit::create_only, dir / "longest", l);
+    auto m = seg.mutex(0);
+    auto w = seg.rwlock(0);
+    m.lock();
+    w.lock();
+    std::atomic<int> started{0};
+    bool got_mutex = false, got_rwlock = false;
+    std::thread t([&] {
+        auto m2 = seg.mutex(0);
+        auto w2 = seg.rwlock(0);
+        started.store(1);
+        got_mutex = m2.try_lock_until(shmkit::deadline_clock::time_point::max());
+        if (got_mutex) m2.unlock();
+        got_rwlock = w2.try_lock_for(std::chrono::hours::max());
+        if (got_rwlock) w2.unlock();
+    });
+    while (started.load() == 0) std::this_thread::yield();
+    // Not synchronisation: whether the thread is already waiting or not, it
+    // must get both locks once they are released.
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    m.unlock();
+    w.unlock();
+    t.join();
+    BOOST_TEST(got_mutex);
+    BOOST_TEST(got_rwlock);
+}

@@ -818,3 +818,67 @@ BOOST_AUTO_TEST_CASE(slots_of_a_zombie_are_recovered_before_it_is_reaped)
         ::waitpid(pid, nullptr, 0);
     }
 }
+
+// The hand-off a dead producer cannot spoil: the consumer adopts with the
+// holder token sent along with the index, and gets nothing if the slot was
+// recovered and allocated again meanwhile (adopt by index alone would take
+// the new holder's slot).
+BOOST_AUTO_TEST_CASE(adopt_with_a_token_never_takes_a_reallocated_slot)
+{
+    auto p = i64_pool::anonymous(4);
+    test::pipe_pair handoff;
+    test::child producer([&] {
+        const auto i = p.try_alloc_set(42);
+        if (!i) return 1;
+        const std::uint64_t msg[2] = {*i, p.holder_token(*i)};
+        return ::write(handoff.wr, msg, sizeof msg) == sizeof msg ? 0 : 2;
+    });
+    BOOST_REQUIRE(producer.wait() == 0); // the producer is dead now
+    std::uint64_t msg[2];
+    BOOST_REQUIRE(::read(handoff.rd, msg, sizeof msg) == sizeof msg);
+    const std::size_t i = msg[0];
+    BOOST_TEST(p.recover_stale() == 1u);
+    // Someone else (this process) gets the slot again.
+    std::vector<std::size_t> mine;
+    while (auto j = p.try_alloc()) mine.push_back(*j);
+    BOOST_REQUIRE(std::find(mine.begin(), mine.end(), i) != mine.end());
+    test::child consumer([&] {
+        i64_pool& q = p;
+        return q.adopt(i, msg[1]) ? 1 : 0; // must refuse: the token is gone
+    });
+    BOOST_TEST(consumer.wait() == 0);
+    BOOST_TEST(p.owner(i) == ::getpid());
+    // A token that still holds is adopted.
+    const std::uint64_t mine_token = p.holder_token(i);
+    test::child heir([&] { return p.adopt(i, mine_token) && p.owner(i) == ::getpid() ? 0 : 1; });
+    BOOST_TEST(heir.wait() == 0);
+    BOOST_TEST(p.owner(i) != ::getpid());
+}
+
+// free() in a forked child whose handle cannot get an attach entry throws
+// before it frees anything.
+BOOST_AUTO_TEST_CASE(free_in_a_child_that_cannot_attach_changes_nothing)
+{
+    shmkit::pool_options opt;
+    opt.attach_capacity = 1;
+    auto p = i64_pool::anonymous(4, opt);
+    const auto i = p.try_alloc();
+    BOOST_REQUIRE(i);
+    test::child c([&] {
+        try {
+            p.free(*i);
+            return 1;
+        } catch (const shmkit::error& e) {
+            if (e.code() != shmkit::errc::attach_table_full) return 2;
+        }
+        try {
+            const std::size_t slots[] = {*i};
+            p.free_n(slots);
+            return 3;
+        } catch (const shmkit::error&) {
+        }
+        return 0;
+    });
+    BOOST_TEST(c.wait() == 0);
+    BOOST_TEST(p.is_allocated(*i));
+}

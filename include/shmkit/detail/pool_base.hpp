@@ -17,7 +17,7 @@
 //
 //   alloc    CAS 0 -> me                   (a scan picks the candidate)
 //   free     exchange -> 0                 (free_n: store 0, then one fence)
-//   adopt    CAS owner -> me
+//   adopt    CAS holder seen (or the token handed over) -> me
 //   recover  CAS dead owner -> 0           (after a liveness check)
 //
 // So a process killed at any instruction leaves every slot either allocated
@@ -25,8 +25,11 @@
 // there is no half-allocated slot to leak, no slot with two owners, and no
 // counter to drift, because used() counts owner words instead of keeping a
 // count. Recovery needs no lock: two recoverers CAS the same word and one
-// wins; an adopt racing a recovery either transfers the slot first (the
-// recovery's CAS fails) or finds it free (adopt returns false).
+// wins; an adopt(i, token) racing a recovery either transfers the slot
+// first (the recovery's CAS fails) or finds the token gone (false).
+// What an index alone cannot protect: a process that frees or adopts a slot
+// by index after its holder died and the slot was recovered and allocated
+// again acts on the new holder's slot. Hand-offs pass holder_token(i) too.
 //
 // Blocking: the wake word is (sequence << 1 | sleepers). A waiter sets the
 // sleepers bit (RMW, seq_cst), scans again, and sleeps on the futex while
@@ -238,10 +241,13 @@ public:
     bool free(std::size_t i)
     {
         check_index(i);
+        // First: in a forked child this may claim an attach entry, and throw,
+        // which must happen before anything changes.
+        const std::uint64_t me = att_->owner_id();
         // seq_cst: pairs with a waiter's announcement (see the header comment).
         if (owners_[i].exchange(0, std::memory_order_seq_cst) == 0) return false;
         cursor_.store(i, std::memory_order_relaxed);
-        bump(line(att_->owner_id()).frees, 1);
+        bump(line(me).frees, 1);
         wake_sleepers();
         return true;
     }
@@ -302,11 +308,28 @@ public:
     /// syscall. Throws std::out_of_range.
     pid_t owner(std::size_t i) const;
     /// Makes this handle the owner of allocated slot i (one handed over by
-    /// another process), so it is not recovered when its allocator dies.
-    /// False if the slot is not allocated (it may have been recovered
-    /// already: the previous owner died). O(1), one CAS (retried if the
-    /// owner changes meanwhile). Throws std::out_of_range.
+    /// another process), so it is not recovered when its allocator dies:
+    /// one CAS from the holder seen. False if the slot is free, or its
+    /// holder changed meanwhile. Whoever holds the slot now loses it: if the
+    /// sender may die before the hand-off completes, the slot may have been
+    /// recovered and allocated again by someone else, and adopt(i) would
+    /// take it from them; pass holder_token(i) along with the index and use
+    /// adopt(i, token) instead. O(1). Throws std::out_of_range.
     bool adopt(std::size_t i);
+    /// Makes this handle the owner of slot i only if `token` (what
+    /// holder_token(i) returned to the sender) still holds it: false if the
+    /// slot was freed, recovered or passed on since. O(1), one CAS. Throws
+    /// std::out_of_range.
+    bool adopt(std::size_t i, std::uint64_t token);
+    /// An opaque value naming the current holder of slot i (0 if free),
+    /// valid across processes and never reused for another holder: send it
+    /// with the index to the process that will adopt(i, token). O(1).
+    /// Throws std::out_of_range.
+    std::uint64_t holder_token(std::size_t i) const
+    {
+        check_index(i);
+        return owners_[i].load(std::memory_order_acquire);
+    }
 
     std::size_t capacity() const noexcept { return capacity_; }
     /// Bytes per slot; slot i is at data_ptr() + i * elem_size(). (For a
@@ -467,6 +490,11 @@ private:
     bool wait_for_free(std::uint32_t seen, std::optional<clock::time_point> deadline);
     std::uint32_t announce_sleeper() noexcept;
     void note_waiting(std::uint64_t me, int delta) noexcept;
+    /// Counts the calling thread as waiting for the scope (also when what
+    /// runs inside throws).
+    struct waiting_scope;
+    /// Whether at least `n` slots look free now (a read-only scan).
+    bool enough_free(std::size_t n) const noexcept;
     slot_guard make_guard(std::optional<std::size_t> i) noexcept;
 
     void check_batch(std::size_t n) const;

@@ -6,6 +6,7 @@
 #include <shmkit/detail/attach_table.hpp>
 #include <shmkit/sync/detail/held_locks.hpp>
 #include <shmkit/sync/detail/token_word.hpp>
+#include <shmkit/sync/futex.hpp>
 #include <shmkit/sync/lock_state.hpp>
 
 #include <chrono>
@@ -76,7 +77,7 @@ public:
     template <class Rep, class Period>
     acquire_status acquire_for(const std::chrono::duration<Rep, Period>& d)
     {
-        const auto dl = deadline_clock::now() + std::chrono::duration_cast<deadline_clock::duration>(d);
+        const auto dl = deadline_after(d); // saturates: hours::max() waits for ever, never wraps
         return acquire_until(&dl);
     }
 
@@ -95,7 +96,12 @@ public:
     template <class Clock, class Duration>
     bool try_lock_until(const std::chrono::time_point<Clock, Duration>& tp)
     {
-        return try_lock_for(tp - Clock::now());
+        if constexpr (std::is_same_v<Clock, deadline_clock>) {
+            const deadline_clock::time_point dl = std::chrono::time_point_cast<deadline_clock::duration>(tp);
+            return acquire_until(&dl) != acquire_status::timed_out;
+        } else {
+            return try_lock_for(tp - Clock::now());
+        }
     }
     /// Releases the mutex. O(1). Throws std::system_error
     /// (operation_not_permitted) if the calling thread does not hold it.

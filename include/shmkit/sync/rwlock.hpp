@@ -111,7 +111,7 @@ public:
     template <class Rep, class Period>
     bool try_lock_for(const std::chrono::duration<Rep, Period>& d)
     {
-        return try_lock_until(deadline_clock::now() + d);
+        return try_lock_until(deadline_after(d)); // saturates: never wraps
     }
     template <class Clock, class Duration>
     bool try_lock_until(const std::chrono::time_point<Clock, Duration>& tp)
@@ -165,7 +165,7 @@ public:
     template <class Rep, class Period>
     bool try_lock_shared_for(const std::chrono::duration<Rep, Period>& d)
     {
-        return try_lock_shared_until(deadline_clock::now() + d);
+        return try_lock_shared_until(deadline_after(d));
     }
     template <class Clock, class Duration>
     bool try_lock_shared_until(const std::chrono::time_point<Clock, Duration>& tp)

@@ -216,6 +216,21 @@ void pool_base::note_waiting(std::uint64_t me, int delta) noexcept
     }
 }
 
+struct pool_base::waiting_scope {
+    pool_base& p;
+    std::uint64_t me;
+    waiting_scope(pool_base& pool, std::uint64_t id) noexcept : p(pool), me(id) { p.note_waiting(me, +1); }
+    ~waiting_scope() { p.note_waiting(me, -1); }
+};
+
+bool pool_base::enough_free(std::size_t n) const noexcept
+{
+    std::size_t found = 0;
+    for (std::size_t i = 0; i < capacity_ && found < n; ++i)
+        found += owners_[i].load(std::memory_order_relaxed) == 0;
+    return found >= n;
+}
+
 bool pool_base::wait_for_free(std::uint32_t seen, std::optional<clock::time_point> deadline)
 {
     const auto now = clock::now();
@@ -233,20 +248,17 @@ std::optional<std::size_t> pool_base::alloc_slow(std::optional<clock::time_point
 {
     const std::uint64_t me = att_->owner_id();
     counters_->waits.fetch_add(1, std::memory_order_relaxed);
-    note_waiting(me, +1);
-    std::optional<std::size_t> got;
+    waiting_scope waiting(*this, me);
     for (;;) {
         const std::uint32_t seen = announce_sleeper();
-        if ((got = try_alloc())) break;
+        if (auto got = try_alloc()) return got;
         if (auto_recover_ && recover_stale() > 0) continue;
         if (!wait_for_free(seen, deadline)) {
-            if ((got = try_alloc())) break;
+            if (auto got = try_alloc()) return got;
             counters_->timeouts.fetch_add(1, std::memory_order_relaxed);
-            break;
+            return std::nullopt;
         }
     }
-    note_waiting(me, -1);
-    return got;
 }
 
 // ---- Batches ------------------------------------------------------------------
@@ -316,26 +328,27 @@ std::optional<std::vector<std::size_t>> pool_base::alloc_n_until(std::size_t n,
     std::unique_lock<sync::mutex> hold(turn, std::adopt_lock);
     const std::uint64_t me = att_->owner_id();
     counters_->waits.fetch_add(1, std::memory_order_relaxed);
-    note_waiting(me, +1);
-    bool ok = false;
+    waiting_scope waiting(*this, me);
+    // Claims only when enough slots look free: a claim that falls short
+    // gives its slots back and wakes the sleepers, this thread included,
+    // which would make the loop spin instead of sleep.
+    const auto attempt = [&] { return enough_free(n) && claim_n(boost::span<std::size_t>(v), me); };
     for (;;) {
         const std::uint32_t seen = announce_sleeper();
-        if ((ok = claim_n(boost::span<std::size_t>(v), me))) break;
+        if (attempt()) return v;
         if (auto_recover_ && recover_stale() > 0) continue;
         if (!wait_for_free(seen, deadline)) {
-            if ((ok = claim_n(boost::span<std::size_t>(v), me))) break;
+            if (attempt()) return v;
             counters_->timeouts.fetch_add(1, std::memory_order_relaxed);
-            break;
+            return std::nullopt;
         }
     }
-    note_waiting(me, -1);
-    if (!ok) return std::nullopt;
-    return v;
 }
 
 std::size_t pool_base::free_n(boost::span<const std::size_t> slots)
 {
     for (const std::size_t i : slots) check_index(i);
+    const std::uint64_t me = att_->owner_id(); // may throw in a forked child: before anything changes
     std::size_t freed = 0;
     for (const std::size_t i : slots) {
         if (owners_[i].load(std::memory_order_relaxed) == 0) continue;
@@ -345,7 +358,7 @@ std::size_t pool_base::free_n(boost::span<const std::size_t> slots)
     }
     if (freed == 0) return 0;
     cursor_.store(slots[0], std::memory_order_relaxed);
-    bump(line(att_->owner_id()).frees, freed);
+    bump(line(me).frees, freed);
     // Orders our stores before the load of the wake word (see the header).
     std::atomic_thread_fence(std::memory_order_seq_cst);
     wake_sleepers();
@@ -373,14 +386,19 @@ pid_t pool_base::owner(std::size_t i) const
 bool pool_base::adopt(std::size_t i)
 {
     check_index(i);
+    return adopt(i, owners_[i].load(std::memory_order_acquire));
+}
+
+bool pool_base::adopt(std::size_t i, std::uint64_t token)
+{
+    check_index(i);
     const std::uint64_t me = att_->owner_id();
-    std::uint64_t o = owners_[i].load(std::memory_order_acquire);
-    for (;;) {
-        if (o == 0) return false;
-        if (o == me) return true;
-        if (owners_[i].compare_exchange_weak(o, me, std::memory_order_acq_rel, std::memory_order_acquire))
-            return true;
-    }
+    if (token == 0) return false;
+    if (token == me) return owners_[i].load(std::memory_order_acquire) == me;
+    // One CAS, never retried against another holder: an id never comes
+    // back, so success means the slot is still the one handed over.
+    std::uint64_t expected = token;
+    return owners_[i].compare_exchange_strong(expected, me, std::memory_order_acq_rel, std::memory_order_acquire);
 }
 
 std::size_t pool_base::used() const noexcept
@@ -424,12 +442,13 @@ std::size_t pool_base::recover_stale()
 
 std::size_t pool_base::reset()
 {
+    const std::uint64_t me = att_->owner_id(); // may throw in a forked child: before anything changes
     std::size_t freed = 0;
     for (std::size_t i = 0; i < capacity_; ++i)
         if (owners_[i].load(std::memory_order_relaxed) != 0 && owners_[i].exchange(0, std::memory_order_seq_cst) != 0)
             ++freed;
     if (freed) {
-        bump(line(att_->owner_id()).frees, freed);
+        bump(line(me).frees, freed);
         wake_sleepers(); // the exchanges were seq_cst RMWs
     }
     return freed;
