@@ -50,6 +50,10 @@ struct alignas(cache_line_size) kv_root {
     std::atomic<std::uint64_t> removed;    ///< set by kv_store::remove(): no new tables
     alignas(cache_line_size) std::atomic<std::uint64_t> grows;
     std::atomic<std::uint64_t> repairs;
+    /// Set by a writer that took the lock over from a dead one, cleared when
+    /// its repair completed: a repair that failed (threw) is done again by
+    /// the next writer, although the lock itself no longer says so.
+    std::atomic<std::uint64_t> repair_needed;
 };
 
 /// Written by the lock holder only (relaxed: the lock orders them); read by

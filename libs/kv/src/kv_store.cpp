@@ -359,7 +359,8 @@ struct kv_impl {
     std::unique_lock<sync::rwlock> lock_for_write() const
     {
         std::unique_lock<sync::rwlock> g(lock);
-        if (lock.recovered()) repair();
+        if (lock.recovered()) root->repair_needed.store(1, std::memory_order_relaxed);
+        if (root->repair_needed.load(std::memory_order_relaxed)) repair();
         return g;
     }
 
@@ -378,6 +379,7 @@ struct kv_impl {
             recount(*t);
         }
         root->repairs.fetch_add(1, std::memory_order_relaxed);
+        root->repair_needed.store(0, std::memory_order_relaxed);
     }
 
     /// An overwrite publishes the new cell, then erases the old one. Died
@@ -589,6 +591,9 @@ struct kv_impl {
         kv_cell& c = t.cells[i];
         const std::uint64_t old = c.meta.load(std::memory_order_relaxed);
         std::uint64_t meta;
+        // Seqlock writer order: the cell was erased (or is empty) before its
+        // bytes change; a reader copying it meanwhile sees the meta change.
+        std::atomic_thread_fence(std::memory_order_release);
         if (kv_fits_inline(key.size(), value.size())) {
             char buf[kv_inline_bytes] = {};
             std::memcpy(buf, key.data(), key.size());
@@ -608,12 +613,12 @@ struct kv_impl {
         c.meta.store(meta, std::memory_order_release);
     }
 
-    /// The first empty or erased cell of `hash`'s probe sequence; nothing
-    /// if every cell is live (the load factor keeps that from happening in
-    /// a sound table: the caller then rebuilds it).
-    static std::optional<std::uint64_t> free_cell(const kv_table& t, std::uint64_t hash)
+    /// The first empty or erased cell from cell `start` on, in probe order;
+    /// nothing if every cell is live (the load factor keeps that from
+    /// happening in a sound table: the caller then rebuilds it).
+    static std::optional<std::uint64_t> free_cell(const kv_table& t, std::uint64_t start)
     {
-        for (std::uint64_t k = 0, i = hash & t.mask; k <= t.mask; ++k, i = (i + 1) & t.mask)
+        for (std::uint64_t k = 0, i = start & t.mask; k <= t.mask; ++k, i = (i + 1) & t.mask)
             if (!kv_meta::live(t.cells[i].meta.load(std::memory_order_relaxed))) return i;
         return std::nullopt;
     }
@@ -628,8 +633,10 @@ struct kv_impl {
         const std::uint64_t hash = kv_hash(key, seed);
         prefetch(hash);
         auto g = lock_for_write();
-        // Not counted as a reader: under the writers' lock no newer table
-        // can appear, so nothing retires the one this thread uses.
+        // A reader too: this handle may still be on an older table than the
+        // root names, and another thread of the process that maps the newer
+        // one must not unmap the one this thread is about to use.
+        reading rd(*this);
         const std::uint64_t arena_need = kv_fits_inline(key.size(), value.size()) ? 0 : kv_record_size(key.size(), value.size());
         kv_table* t = table();
         for (;; t = grow(t, 1, arena_need)) {
@@ -638,7 +645,11 @@ struct kv_impl {
             const bool found = t->find(key, hash, old);
             const std::uint64_t used = t->h->entries.load(std::memory_order_relaxed) + t->h->erased.load(std::memory_order_relaxed);
             if (t->h->tail.load(std::memory_order_relaxed) + arena_need > t->arena_size) continue;
-            const auto free = free_cell(*t, hash);
+            // An overwrite fills a cell AFTER the old one in the probe order:
+            // a reader that has passed an earlier free cell and finds the old
+            // one erased under it then still reaches the new one, and until
+            // the erase every lookup finds the old one first.
+            const auto free = free_cell(*t, found ? old.cell + 1 : hash);
             if (!free) continue;
             const std::uint64_t i = *free;
             const bool reuses_erased = kv_meta::erased(t->cells[i].meta.load(std::memory_order_relaxed));
@@ -651,9 +662,9 @@ struct kv_impl {
             }
             fill(*t, i, hash, key, value); // commit of an insert
             if (found) {
-                // The old value goes. Killed before this store: both cells
-                // are live, lookups find the one first in the probe order,
-                // and repair() keeps that one.
+                // The commit of an overwrite: the old value goes. Killed
+                // before this store: both cells are live, lookups find the
+                // old one first, and repair() keeps it.
                 t->cells[old.cell].meta.store(kv_meta::erase(old.meta), std::memory_order_release);
                 t->h->pending_old.store(0, std::memory_order_relaxed);
                 t->h->pending_new.store(0, std::memory_order_relaxed);
@@ -675,8 +686,10 @@ struct kv_impl {
         const std::uint64_t hash = kv_hash(key, seed);
         prefetch(hash);
         auto g = lock_for_write();
-        // Not counted as a reader: under the writers' lock no newer table
-        // can appear, so nothing retires the one this thread uses.
+        // A reader too: this handle may still be on an older table than the
+        // root names, and another thread of the process that maps the newer
+        // one must not unmap the one this thread is about to use.
+        reading rd(*this);
         kv_table* t = table();
         if (!t) return false;
         kv_found f;
@@ -692,8 +705,10 @@ struct kv_impl {
     void clear()
     {
         auto g = lock_for_write();
-        // Not counted as a reader: under the writers' lock no newer table
-        // can appear, so nothing retires the one this thread uses.
+        // A reader too: this handle may still be on an older table than the
+        // root names, and another thread of the process that maps the newer
+        // one must not unmap the one this thread is about to use.
+        reading rd(*this);
         kv_table* t = table();
         if (t && t->h->entries.load(std::memory_order_relaxed) == 0 && t->h->erased.load(std::memory_order_relaxed) == 0 &&
             t->h->tail.load(std::memory_order_relaxed) == kv_arena_start)
@@ -703,7 +718,9 @@ struct kv_impl {
 
     void reserve(std::uint64_t entries)
     {
+        if (entries > (std::uint64_t(1) << 39)) throw std::length_error("shmkit: kv_store: more than 2^39 entries");
         auto g = lock_for_write();
+        reading rd(*this);
         kv_table* t = table();
         const std::uint64_t used = t ? t->h->entries.load(std::memory_order_relaxed) : 0;
         // Room means staying under the 0.8 load factor that triggers growth.
@@ -883,7 +900,10 @@ bool kv_store::remove(const std::string& name)
     std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(root->param(0)));
     const std::string prefix = base + "~" + id + "~";
     if (gen) region::remove_posix(prefix + std::to_string(gen));
-    region::remove_posix(prefix + std::to_string(gen + 1)); // one a dead writer may have been building
+    // Names a dead writer may have left: the table it was building, the one
+    // it had just replaced.
+    region::remove_posix(prefix + std::to_string(gen + 1));
+    if (gen > 1) region::remove_posix(prefix + std::to_string(gen - 1));
     return region::remove_posix(base);
 }
 

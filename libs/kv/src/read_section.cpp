@@ -39,6 +39,10 @@ thread_local thread_slot mine;
 enum mode : int { unknown, asymmetric, symmetric };
 std::atomic<int> barrier_mode{unknown};
 
+// fork() with the registry locked by the forking thread, so that the child
+// never inherits it locked by a thread it does not have, nor half-updated.
+void before_fork() { registry_mutex.lock(); }
+void after_fork_in_parent() { registry_mutex.unlock(); }
 /// A forked child has only the thread that forked: the other threads' slots
 /// are free, whatever they were doing.
 void after_fork_in_child()
@@ -48,6 +52,7 @@ void after_fork_in_child()
             s->depth.store(0, std::memory_order_relaxed);
             s->in_use = false;
         }
+    registry_mutex.unlock();
 }
 
 int current_mode()
@@ -59,7 +64,7 @@ int current_mode()
     if (m == unknown) {
         const long r = ::syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0);
         m = r == 0 ? asymmetric : symmetric;
-        ::pthread_atfork(nullptr, nullptr, after_fork_in_child);
+        ::pthread_atfork(before_fork, after_fork_in_parent, after_fork_in_child);
         barrier_mode.store(m, std::memory_order_release);
     }
     return m;
