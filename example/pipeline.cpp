@@ -8,8 +8,9 @@
 //      it (zero-copy for the consumer, which reads it in place) and sends
 //      the slot index down the pipe. After the last message it exits: its
 //      process is gone while the consumer still has unread slots.
-//   3. The consumer adopts every slot as it arrives: it becomes the slot's
-//      owner, so recover_stale(), run by the parent right after the
+//   3. The consumer adopts every slot as it arrives, with the holder token
+//      the producer sent along (so a slot recovered and reused by someone
+//      else in between could not be taken): it becomes the slot's owner, so recover_stale(), run by the parent right after the
 //      producer's exit, frees nothing. The consumer then reads and frees
 //      each slot.
 //   4. For contrast, a slot the producer allocated but never handed over
@@ -27,15 +28,21 @@ namespace {
 
 constexpr int messages = 5;
 
-bool send_index(int fd, std::uint32_t i) { return ::write(fd, &i, sizeof i) == sizeof i; }
-bool receive_index(int fd, std::uint32_t& i) { return ::read(fd, &i, sizeof i) == sizeof i; }
+/// What travels down the pipe: the slot and the token of its holder, so
+/// that the consumer's adopt() cannot take a slot that was recovered and
+/// allocated again by someone else after the producer died.
+struct handoff {
+    std::uint64_t slot, token;
+};
+bool send(int fd, const handoff& h) { return ::write(fd, &h, sizeof h) == sizeof h; }
+bool receive(int fd, handoff& h) { return ::read(fd, &h, sizeof h) == sizeof h; }
 
 int producer(int memfd, int to_consumer, int done)
 {
     shmkit::str_pool q = shmkit::str_pool::from_fd(memfd);
     for (int k = 0; k < messages; ++k) {
         auto i = q.alloc_set("message " + std::to_string(k) + " from pid " + std::to_string(::getpid()));
-        if (!i || !send_index(to_consumer, static_cast<std::uint32_t>(*i))) return 1;
+        if (!i || !send(to_consumer, {*i, q.holder_token(*i)})) return 1;
     }
     q.alloc_set("an unfinished message, never handed over");
     (void)!::write(done, "x", 1);
@@ -45,17 +52,20 @@ int producer(int memfd, int to_consumer, int done)
 int consumer(int memfd, int from_producer, int adopted, int go)
 {
     shmkit::str_pool q = shmkit::str_pool::from_fd(memfd);
-    std::uint32_t slots[messages];
+    std::uint64_t slots[messages];
     for (auto& i : slots) {
-        if (!receive_index(from_producer, i)) return 1;
-        if (!q.adopt(i)) return 2; // from now on the slot is ours
+        handoff h;
+        if (!receive(from_producer, h)) return 1;
+        if (!q.adopt(h.slot, h.token)) return 2; // from now on the slot is ours
+        i = h.slot;
     }
     (void)!::write(adopted, "x", 1);
     char c;
     if (::read(go, &c, 1) != 1) return 3; // the parent has run recover_stale()
-    for (std::uint32_t i : slots) {
+    for (std::uint64_t i : slots) {
         const auto bytes = q.view(i); // zero-copy: length word, then the string
-        std::printf("  consumer read slot %u in place (%zu bytes): %s\n", i, bytes.size(), q.get(i).c_str());
+        std::printf("  consumer read slot %llu in place (%zu bytes): %s\n", static_cast<unsigned long long>(i),
+                    bytes.size(), q.get(i).c_str());
         if (!q.free(i)) return 4;
     }
     std::fflush(stdout); // the child leaves with _Exit, which flushes nothing
