@@ -17,7 +17,8 @@
 //   bits 47..46  state: erased, inline (key and value in the cell's 32
 //                bytes) or arena (a record in the arena)
 //   bits 45..38  version, bumped each time the cell is filled again
-//   bits 37..0   inline: key length << 8 | value length (together <= 32);
+//   bits 37..0   inline: a stamp (22 bits, see kv_meta::make_inline) << 16 |
+//                key length << 8 | value length (together <= 32);
 //                arena: the record's offset / 8
 // An arena record is klen (4 bytes), vlen (4 bytes), the key, the value,
 // padded to 8.
@@ -69,6 +70,7 @@ struct alignas(cache_line_size) kv_table_header {
     /// after the old one is erased.
     std::atomic<std::uint64_t> pending_old;
     std::atomic<std::uint64_t> pending_new;
+    std::atomic<std::uint64_t> fills; ///< inline cells filled, for their stamps (see kv_meta::make_inline)
 };
 
 struct kv_cell {
@@ -98,9 +100,15 @@ struct kv_meta {
     static bool tag_matches(std::uint64_t m, std::uint64_t hash) noexcept { return ((m ^ hash) & tag_mask) == 0; }
     static std::uint64_t next_version(std::uint64_t m) noexcept { return (m + (std::uint64_t(1) << 38)) & version_mask; }
     static std::uint64_t erase(std::uint64_t m) noexcept { return (m & (tag_mask | version_mask)) | erased_state; }
-    static std::uint64_t make_inline(std::uint64_t hash, std::uint64_t old, std::size_t klen, std::size_t vlen) noexcept
+    /// `stamp`: the table's count of fills, whose low 22 bits sit in the
+    /// otherwise unused bits 37..16 of an inline cell. With the version it
+    /// makes the meta word of a refilled cell differ from its earlier ones
+    /// unless 2^22 fills happen while one reader copies one cell.
+    static std::uint64_t make_inline(std::uint64_t hash, std::uint64_t old, std::size_t klen, std::size_t vlen,
+                                     std::uint64_t stamp) noexcept
     {
-        return (hash & tag_mask) | inline_state | next_version(old) | (std::uint64_t(klen) << 8) | vlen;
+        return (hash & tag_mask) | inline_state | next_version(old) | ((stamp & 0x3fffff) << 16) |
+               (std::uint64_t(klen) << 8) | vlen;
     }
     static std::uint64_t make_arena(std::uint64_t hash, std::uint64_t old, std::uint64_t offset) noexcept
     {

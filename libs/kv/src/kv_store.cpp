@@ -553,7 +553,7 @@ struct kv_impl {
                     for (std::size_t w = 0; w < 4; ++w)
                         cells[j].bytes[w].store(from->cells[i].bytes[w].load(std::memory_order_relaxed),
                                                 std::memory_order_relaxed);
-                    cells[j].meta.store(kv_meta::make_inline(hash, 0, f.key.size(), f.value.size()),
+                    cells[j].meta.store(kv_meta::make_inline(hash, 0, f.key.size(), f.value.size(), 0),
                                         std::memory_order_relaxed);
                 } else {
                     if (kv_meta::arena_offset(m) > limit) continue; // beyond what was committed: never copied
@@ -603,7 +603,9 @@ struct kv_impl {
                 std::memcpy(&v, buf + 8 * w, 8);
                 c.bytes[w].store(v, std::memory_order_relaxed);
             }
-            meta = kv_meta::make_inline(hash, old, key.size(), value.size());
+            const std::uint64_t stamp = t.h->fills.load(std::memory_order_relaxed) + 1;
+            t.h->fills.store(stamp, std::memory_order_relaxed);
+            meta = kv_meta::make_inline(hash, old, key.size(), value.size(), stamp);
         } else {
             const std::uint64_t off = t.h->tail.load(std::memory_order_relaxed);
             write_record(t.arena + off, key, value);
