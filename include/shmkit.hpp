@@ -9,6 +9,7 @@
 #include <shmkit/pool.hpp>
 #include <shmkit/region.hpp>
 #include <shmkit/segment.hpp>
+#include <shmkit/share.hpp>
 #include <shmkit/str_buffer.hpp>
 #include <shmkit/str_pool.hpp>
 #include <shmkit/raw_pool.hpp>

@@ -48,6 +48,23 @@ BOOST_AUTO_TEST_CASE(each_handle_takes_an_entry_and_gives_it_back)
     BOOST_TEST(a.stats().attached_dead == 0u);
 }
 
+// Found by test/fuzz/fuzz_open: an owner id holds the low 52 bits of its
+// entry's generation, and a generation beyond them (damaged memory: no real
+// count of claims gets there) made a live owner's own id look dead (its
+// pool slots recoverable by anyone) and name no PID.
+BOOST_AUTO_TEST_CASE(an_owner_id_names_its_live_claim_whatever_the_generation)
+{
+    test::scratch_dir dir;
+    {
+        segment s = segment::file(shmkit::create_only, dir / "s", layout(1));
+        s.attachment().entry(0).generation.store(0xacacac0000000001ull);
+    }
+    segment s = segment::file(shmkit::open_only, dir / "s");
+    const std::uint64_t id = s.attachment().owner_id();
+    BOOST_TEST(s.attachment().owner_id_alive(id));
+    BOOST_TEST(s.attachment().owner_id_pid(id) == my_pid());
+}
+
 BOOST_AUTO_TEST_CASE(dead_processes_are_seen_dead_and_reclaimed)
 {
     test::scratch_dir dir;

@@ -106,12 +106,14 @@ public:
     /// Creates a file-backed region of `size` bytes; fails (EEXIST) if `path`
     /// exists (or is a symlink). Throws shmkit::error (EEXIST, EACCES,
     /// ENOSPC, ...), std::invalid_argument if size is 0 or above LLONG_MAX,
-    /// or whatever `init` throws.
+    /// or if `path` is empty or holds a NUL byte (the system would read a
+    /// shorter path, another file), or whatever `init` throws.
     static region file(create_only_t, const std::string& path, std::size_t size,
                        const region_initializer& init, const region_options& opt = {});
     /// Opens an existing file-backed region read-write, mapping its whole size.
     /// Throws shmkit::error (ENOENT, ELOOP for a symlink, errc::not_a_segment
-    /// if not a regular file, errc::truncated if empty). The file is only
+    /// if not a regular file, errc::truncated if empty), std::invalid_argument
+    /// for an empty path or one holding a NUL byte. The file is only
     /// mapped, never written; its contents are not checked here (segment does).
     static region file(open_only_t, const std::string& path);
     /// Opens `path` if it exists, otherwise creates it as with create_only.
@@ -126,7 +128,7 @@ public:
     /// "/NAME" (one component, no further '/'); it lives in /dev/shm and is
     /// interchangeable with shm_open(3) and boost::interprocess::shared_memory_object.
     /// Throws as the file versions, and std::invalid_argument for a name
-    /// that is not one component of at most NAME_MAX bytes.
+    /// that is not one component of at most NAME_MAX bytes without a NUL byte.
     static region posix(create_only_t, const std::string& name, std::size_t size,
                         const region_initializer& init, const region_options& opt = {});
     static region posix(open_only_t, const std::string& name);
@@ -143,7 +145,7 @@ public:
     /// Sealed against shrinking and growing, so no process can truncate it
     /// under a mapping. Pass fd() to another process to share it. Reserved
     /// with posix_fallocate like a file. Throws std::invalid_argument (size
-    /// 0), shmkit::error (memfd_create, ENOSPC, sealing or mapping failed),
+    /// 0, a NUL byte in `name`), shmkit::error (memfd_create, ENOSPC, sealing or mapping failed),
     /// or what `init` throws. A creator killed half-way leaves nothing.
     static region memfd(const std::string& name, std::size_t size, const region_initializer& init);
 

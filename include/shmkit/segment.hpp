@@ -33,6 +33,9 @@ struct segment_layout {
     std::uint32_t n_mutexes = 0;           ///< at most 64
     std::uint32_t attach_capacity = 128;   ///< processes (handles) attached at once, at most 4095
     std::array<std::uint64_t, 4> params{}; ///< structure-specific, immutable
+    /// Checks an opener runs on an existing segment before attaching (see
+    /// segment_expectation::check_payload).
+    void (*check_payload)(const detail::segment_header& h, const std::string& where) = nullptr;
 
     /// Size of the segment in bytes (a multiple of 4096). O(1), pure
     /// arithmetic (overflow-checked). Throws std::invalid_argument for
@@ -40,7 +43,12 @@ struct segment_layout {
     std::size_t total_size() const;
 
     /// What an opener of a segment created with this layout must find.
-    segment_expectation expectation() const noexcept { return {kind, elem_type, elem_size, capacity}; }
+    segment_expectation expectation() const noexcept
+    {
+        segment_expectation x{kind, elem_type, elem_size, capacity};
+        x.check_payload = check_payload;
+        return x;
+    }
 };
 
 /// Options common to the structures (buffer, pool, ...) when they create a segment.
@@ -132,13 +140,19 @@ public:
     static segment from_fd(int fd, const segment_expectation& expect = {});
 
     explicit operator bool() const noexcept { return static_cast<bool>(region_); }
-    /// The header as it is in shared memory now (validated at open; for
-    /// tools). The segment itself works from a private copy of what it
-    /// validated, so a later write to the shared header cannot move it.
+    /// The header as it is in shared memory now (for tools: any process may
+    /// have written it since it was validated). The segment itself, and the
+    /// accessors below, work from a private copy of what it validated, so a
+    /// later write to the shared header cannot move it: use those.
     const detail::segment_header& header() const noexcept { return *header_; }
     void* data() const noexcept { return at(geometry_.data_offset); }
     std::size_t data_size() const noexcept { return geometry_.data_size; }
     std::uint64_t capacity() const noexcept { return geometry_.capacity; }
+    /// Validated header fields (the private copy). O(1), noexcept.
+    std::uint32_t elem_size() const noexcept { return geometry_.elem_size; }
+    std::uint32_t attach_capacity() const noexcept { return geometry_.attach_capacity; }
+    std::uint32_t n_rwlocks() const noexcept { return geometry_.n_rwlocks; }
+    std::uint32_t n_mutexes() const noexcept { return geometry_.n_mutexes; }
     /// Structure parameter `i`, 0 <= i < 4 (unchecked).
     std::uint64_t param(std::size_t i) const noexcept { return geometry_.params[i]; }
     const shmkit::region& get_region() const noexcept { return region_; }
@@ -146,11 +160,11 @@ public:
     int fd() const noexcept { return region_.fd(); }
     bool created() const noexcept { return region_.created(); }
 
-    /// A new handle on rwlock `i` (0 <= i < header().n_rwlocks); throws
+    /// A new handle on rwlock `i` (0 <= i < n_rwlocks()); throws
     /// std::out_of_range. O(1), no syscall, nothing shared is touched. The
     /// handle must not outlive this segment.
     sync::rwlock rwlock(std::uint32_t i = 0) const;
-    /// A new handle on mutex `i` (0 <= i < header().n_mutexes); throws
+    /// A new handle on mutex `i` (0 <= i < n_mutexes()); throws
     /// std::out_of_range. As rwlock() otherwise.
     sync::mutex mutex(std::uint32_t i = 0) const;
 

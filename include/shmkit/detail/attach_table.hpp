@@ -113,6 +113,13 @@ struct alignas(cache_line_size) attach_entry {
 static_assert(sizeof(attach_table_header) == cache_line_size);
 static_assert(sizeof(attach_entry) == cache_line_size, "one cache line per attached process");
 
+/// True if an open file description other than `fd`'s holds the liveness
+/// lock of entry `index` (byte ofd_lock_base + index), i.e. the entry's
+/// OFD-backed owner is alive. One fcntl(F_OFD_GETLK): it only queries, so a
+/// read-only description works too (shmkit::inspect). True if the query
+/// fails (cannot tell: assume alive). Throws nothing.
+bool ofd_held_elsewhere(int fd, std::uint32_t index) noexcept;
+
 /// Snapshot of one entry, for tools and stats.
 struct attach_info {
     std::uint32_t index;

@@ -95,6 +95,12 @@ struct segment_expectation {
     std::uint64_t capacity = 0;
     /// How errors name elem_size ("element size", "string width", ...).
     const char* elem_size_name = "element size";
+    /// The structure's own checks of what its payload holds (params, data
+    /// size against capacity...), run on the validated private copy of the
+    /// header before the segment is attached, so that a refusal leaves the
+    /// file unchanged. Throws shmkit::error (errc::corrupt_header) naming
+    /// `where`. Null: none.
+    void (*check_payload)(const segment_header& h, const std::string& where) = nullptr;
 };
 
 /// Checks every header field of a mapping of `mapped_size` bytes against the

@@ -35,6 +35,10 @@ struct rwlock_state {
     /// Locks recovered from dead writers, and dead readers released.
     std::atomic<std::uint64_t> recoveries;
     std::atomic<std::uint64_t> reader_recoveries;
+    /// CLOCK_REALTIME (ns) of the last recovery of either kind; 0: never.
+    /// For tools (`shmkit ls`/`info`); a word of the line's former padding,
+    /// so segments made before it read 0.
+    std::atomic<std::uint64_t> last_recovery_ns;
 };
 
 /// Shared part of a mutex.
@@ -42,6 +46,7 @@ struct mutex_state {
     alignas(cache_line_size) std::atomic<std::uint32_t> owner; ///< token of the holder, 0 when free
     std::atomic<std::uint32_t> waiters;
     std::atomic<std::uint64_t> recoveries;
+    std::atomic<std::uint64_t> last_recovery_ns; ///< CLOCK_REALTIME (ns) of the last recovery; 0: never
 };
 
 static_assert(sizeof(rwlock_state) == cache_line_size);

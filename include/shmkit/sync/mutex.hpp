@@ -73,7 +73,8 @@ public:
     /// Blocks until acquired (no deadline); returns acquired or owner_died.
     acquire_status acquire() { return acquire_until(nullptr); }
     /// As acquire(), but gives up after `d`: timed_out. A dead owner is
-    /// noticed only after one liveness_poll_interval of waiting.
+    /// noticed after one liveness_poll_interval of waiting, or at the
+    /// deadline if that comes first (one liveness probe before giving up).
     template <class Rep, class Period>
     acquire_status acquire_for(const std::chrono::duration<Rep, Period>& d)
     {

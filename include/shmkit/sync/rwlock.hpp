@@ -104,9 +104,18 @@ public:
     /// unless it must wake a sleeper when backing off. Throws as lock().
     bool try_lock();
 
+    /// As try_lock(), but holders that are dead do not make it fail: a held
+    /// writer word, and each reader count found held, is probed once (one
+    /// liveness probe, a syscall, each) and taken over or reclaimed if its
+    /// process is gone. Never waits for a live holder. For callers that
+    /// only ever try (IPC::ShareLite's LOCK_NB), which try_lock() would
+    /// fail for as long as nobody blocks on the dead holder. Throws as lock().
+    bool try_lock_recovering();
+
     /// Exclusive lock, waiting at most until the deadline; false on timeout.
     /// Recovers dead holders as lock() does, once it has waited one
-    /// liveness_poll_interval on them. Throws as lock().
+    /// liveness_poll_interval on them, or at the deadline if that comes
+    /// first (one liveness probe before giving up). Throws as lock().
 
     template <class Rep, class Period>
     bool try_lock_for(const std::chrono::duration<Rep, Period>& d)
@@ -159,6 +168,11 @@ public:
     /// Shared lock if no writer holds or waits now (a dead one included).
     /// O(1), no waiting, no recovery. Throws as lock().
     bool try_lock_shared();
+
+    /// As try_lock_shared(), but a writer word held by a dead process does
+    /// not make it fail: it is probed once (a syscall) and freed. Never
+    /// waits for a live writer. Throws as lock().
+    bool try_lock_shared_recovering();
 
     /// Shared lock, waiting at most until the deadline; false on timeout.
     /// Recovers a dead writer as lock_shared() does. Throws as lock().

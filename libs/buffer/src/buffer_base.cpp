@@ -7,6 +7,28 @@
 
 namespace shmkit {
 namespace detail {
+namespace {
+
+/// What a buffer's payload must be for every access to stay inside it and
+/// aligned: checked before attaching (a refused file stays unchanged). An
+/// element is its own slot, but for str_buffer (the only buffer of bytes):
+/// a 4-byte length and the string, padded to 8 (str_buffer.hpp).
+void check_payload(const segment_header& h, const std::string& where)
+{
+    const std::uint64_t stride = h.params[0];
+    const bool strings = h.elem_type == static_cast<std::uint32_t>(element_type::bytes);
+    const bool slot_fits = strings ? stride >= h.elem_size + std::uint64_t(4) && stride % 8 == 0 : stride == h.elem_size;
+    const auto bytes = checked_mul(h.capacity, stride);
+    const auto need = bytes ? checked_add(*bytes, buffer_payload_offset) : std::nullopt;
+    if (h.n_rwlocks < 1 || h.elem_size == 0 || stride > UINT32_MAX || !slot_fits)
+        throw_error(errc::corrupt_header, where,
+                    "bad element stride " + std::to_string(stride) + " for elements of " + std::to_string(h.elem_size) +
+                        " bytes, or no lock");
+    if (h.capacity == 0 || !need || *need > h.data_size)
+        throw_error(errc::corrupt_header, where, "buffer capacity and element size do not fit the data area");
+}
+
+} // namespace
 
 segment_layout buffer_base::layout(const buffer_spec& spec, std::size_t capacity, const structure_options& opt)
 {
@@ -34,6 +56,7 @@ segment_expectation buffer_base::expectation(const buffer_spec& spec, std::size_
     x.elem_size = spec.elem_size;
     x.capacity = capacity;
     x.elem_size_name = spec.size_name;
+    x.check_payload = check_payload;
     return x;
 }
 
@@ -75,7 +98,7 @@ buffer_base::buffer_base(segment seg, const buffer_spec& spec_in) : structure_ba
     // The header is validated (and the segment works from a private copy);
     // what it says about the payload is checked here before any element is
     // touched.
-    if (spec_.elem_size == 0) spec_.elem_size = seg_.header().elem_size; // str_buffer by path: width from the header
+    if (spec_.elem_size == 0) spec_.elem_size = seg_.elem_size(); // str_buffer by path: width from the header
     const std::uint64_t stride = seg_.param(0);
     if (stride != spec_.stride && spec_.stride != 0)
         throw_error(errc::corrupt_header, seg_.name(),

@@ -62,11 +62,38 @@ std::uint64_t next_pow2(std::uint64_t v)
     return p;
 }
 
+/// What a root's payload must be, checked before attaching (a refused
+/// file stays unchanged).
+void check_root_payload(const segment_header& h, const std::string& where)
+{
+    if (h.params[0] == 0 || h.data_size < sizeof(kv_root) || h.n_rwlocks < 1)
+        throw_error(errc::corrupt_header, where, "not a kv_store root");
+}
+
+/// The cells and arena of a table fit its data area (its generation and
+/// store are checked by kv_table, which knows which it expects).
+std::optional<std::uint64_t> table_index_bytes(const segment_header& h)
+{
+    const std::uint64_t n = h.params[0], arena_bytes = h.params[1];
+    const auto index = checked_mul(n, sizeof(kv_cell));
+    const auto need = index ? checked_add(sizeof(kv_table_header) + *index, arena_bytes) : std::nullopt;
+    if (n < min_slots || (n & (n - 1)) != 0 || arena_bytes < 4096 || arena_bytes / 8 > kv_meta::payload_mask ||
+        !need || *need > h.data_size)
+        return std::nullopt;
+    return index;
+}
+
+void check_table_payload(const segment_header& h, const std::string& where)
+{
+    if (!table_index_bytes(h)) throw_error(errc::corrupt_header, where, "not a kv_store table");
+}
+
 segment_expectation root_expectation()
 {
     segment_expectation x;
     x.kind = structure_kind::kv;
     x.elem_type = element_type::none;
+    x.check_payload = check_root_payload;
     return x;
 }
 
@@ -75,6 +102,7 @@ segment_expectation table_expectation()
     segment_expectation x;
     x.kind = structure_kind::kv;
     x.elem_type = element_type::bytes;
+    x.check_payload = check_table_payload;
     return x;
 }
 
@@ -119,15 +147,19 @@ struct kv_table {
         generation = expect_generation;
     }
 
-    /// The arena record at `offset`, if it lies inside the first `limit`
-    /// bytes (shared memory: never trusted as an index).
-    const kv_record_head* record(std::uint64_t offset, std::uint64_t limit) const noexcept
+    /// The key and value bytes of the arena record at `offset`, if it lies
+    /// inside the first `limit` bytes, with its lengths in `head`. Shared
+    /// memory is never trusted as an index, and the lengths are read once:
+    /// read twice, the second read could differ from the one checked.
+    const char* record(std::uint64_t offset, std::uint64_t limit, kv_record_head& head) const noexcept
     {
         if (offset < kv_arena_start || offset % 8 || offset > limit || limit - offset < sizeof(kv_record_head))
             return nullptr;
         const auto* r = reinterpret_cast<const kv_record_head*>(arena + offset);
-        if (std::uint64_t(r->klen) + r->vlen > limit - offset - sizeof(kv_record_head)) return nullptr;
-        return r;
+        head.klen = __atomic_load_n(&r->klen, __ATOMIC_RELAXED);
+        head.vlen = __atomic_load_n(&r->vlen, __ATOMIC_RELAXED);
+        if (std::uint64_t(head.klen) + head.vlen > limit - offset - sizeof(kv_record_head)) return nullptr;
+        return reinterpret_cast<const char*>(r + 1);
     }
 
     /// Reads the entry of cell i described by `meta` into `f`. False if the
@@ -151,11 +183,11 @@ struct kv_table {
             f.value = {f.copy + klen, vlen};
             return true;
         }
-        const kv_record_head* r = record(kv_meta::arena_offset(meta), arena_size);
-        if (!r) return false;
-        const char* p = reinterpret_cast<const char*>(r + 1);
-        f.key = {p, r->klen};
-        f.value = {p + r->klen, r->vlen};
+        kv_record_head head;
+        const char* p = record(kv_meta::arena_offset(meta), arena_size, head);
+        if (!p) return false;
+        f.key = {p, head.klen};
+        f.value = {p + head.klen, head.vlen};
         return true;
     }
 
@@ -232,6 +264,7 @@ struct kv_impl {
         l.attach_capacity = opt.attach_capacity;
         l.params[0] = random_u64() | 1; // store id (never 0)
         l.params[1] = random_u64();     // hash seed
+        l.check_payload = check_root_payload;
         return l;
     }
 
@@ -257,7 +290,7 @@ struct kv_impl {
         root = static_cast<kv_root*>(root_seg.data());
         store_id = root_seg.param(0);
         seed = root_seg.param(1);
-        if (store_id == 0 || root_seg.data_size() < sizeof(kv_root) || root_seg.header().n_rwlocks < 1)
+        if (store_id == 0 || root_seg.data_size() < sizeof(kv_root) || root_seg.n_rwlocks() < 1)
             throw_error(errc::corrupt_header, label, "not a kv_store root");
         lock = root_seg.rwlock(0);
     }
@@ -459,7 +492,7 @@ struct kv_impl {
         l.elem_size = 1;
         l.capacity = cells;
         l.data_size = sizeof(kv_table_header) + cells * sizeof(kv_cell) + arena;
-        l.attach_capacity = root_seg.header().attach_capacity;
+        l.attach_capacity = root_seg.attach_capacity();
         l.params[0] = cells;
         l.params[1] = arena;
         l.params[2] = gen + 1;
@@ -584,9 +617,11 @@ struct kv_impl {
 
     /// Fills empty or erased cell i with the entry (bytes first, the meta
     /// word last, with a release store: the commit point of an insert).
-    /// A large entry is appended to the arena first (killed before the
-    /// meta store: unreferenced bytes, reclaimed by the next table).
-    static void fill(kv_table& t, std::uint64_t i, std::uint64_t hash, std::string_view key, std::string_view value)
+    /// A large entry is appended to the arena at `tail` first (the caller
+    /// checked that it fits; killed before the meta store: unreferenced
+    /// bytes, reclaimed by the next table).
+    static void fill(kv_table& t, std::uint64_t i, std::uint64_t hash, std::string_view key, std::string_view value,
+                     std::uint64_t tail)
     {
         kv_cell& c = t.cells[i];
         const std::uint64_t old = c.meta.load(std::memory_order_relaxed);
@@ -607,7 +642,7 @@ struct kv_impl {
             t.h->fills.store(stamp, std::memory_order_relaxed);
             meta = kv_meta::make_inline(hash, old, key.size(), value.size(), stamp);
         } else {
-            const std::uint64_t off = t.h->tail.load(std::memory_order_relaxed);
+            const std::uint64_t off = tail;
             write_record(t.arena + off, key, value);
             t.h->tail.store(off + kv_record_size(key.size(), value.size()), std::memory_order_relaxed);
             meta = kv_meta::make_arena(hash, old, off);
@@ -646,7 +681,11 @@ struct kv_impl {
             kv_found old;
             const bool found = t->find(key, hash, old);
             const std::uint64_t used = t->h->entries.load(std::memory_order_relaxed) + t->h->erased.load(std::memory_order_relaxed);
-            if (t->h->tail.load(std::memory_order_relaxed) + arena_need > t->arena_size) continue;
+            // The tail is shared memory: read once, and anything but a
+            // committed offset within the arena (a sum that would wrap
+            // included) means no room here. The rebuild starts a new arena.
+            const std::uint64_t tail = t->h->tail.load(std::memory_order_relaxed);
+            if (tail < kv_arena_start || tail % 8 || tail > t->arena_size || arena_need > t->arena_size - tail) continue;
             // An overwrite fills a cell AFTER the old one in the probe order:
             // a reader that has passed an earlier free cell and finds the old
             // one erased under it then still reaches the new one, and until
@@ -662,7 +701,7 @@ struct kv_impl {
                 t->h->pending_old.store(old.cell + 1, std::memory_order_relaxed);
                 t->h->pending_new.store(i + 1, std::memory_order_release);
             }
-            fill(*t, i, hash, key, value); // commit of an insert
+            fill(*t, i, hash, key, value, tail); // commit of an insert
             if (found) {
                 // The commit of an overwrite: the old value goes. Killed
                 // before this store: both cells are live, lookups find the
@@ -811,7 +850,8 @@ struct kv_impl {
             if (kv_meta::erased(m)) { ++erased; continue; }
             const std::string at = "cell " + std::to_string(i) + ": ";
             if (!kv_meta::live(m)) return fail(at + "bad state");
-            if (!kv_meta::is_inline(m) && !t->record(kv_meta::arena_offset(m), tail))
+            kv_record_head head;
+            if (!kv_meta::is_inline(m) && !t->record(kv_meta::arena_offset(m), tail, head))
                 return fail(at + "record offset " + std::to_string(kv_meta::arena_offset(m)) + " outside the committed arena");
             if (!t->read(i, m, f)) return fail(at + "unreadable entry");
             if (f.key.size() > kv_store::max_key_size || f.value.size() > kv_store::max_value_size)

@@ -75,6 +75,26 @@ std::optional<pool_geometry> geometry(std::uint64_t capacity, std::uint64_t elem
     return pool_geometry{lines_offset, *owners_offset, *slots_offset, *total};
 }
 
+/// What a pool's payload must be for every access to stay inside it:
+/// checked before attaching (a refused file stays unchanged). A slot is
+/// one element, but for str_pool: a 4-byte length and the string, padded
+/// to 4 (str_pool.cpp).
+void check_payload(const segment_header& h, const std::string& where)
+{
+    const std::uint64_t n_lines = h.params[0], stride = h.params[1];
+    const bool strings = h.elem_type == static_cast<std::uint32_t>(element_type::strings);
+    const std::uint64_t slot = strings ? (4 + std::uint64_t(h.elem_size) + 3) & ~std::uint64_t(3) : h.elem_size;
+    if (n_lines != h.attach_capacity || h.n_mutexes < 1)
+        throw_error(errc::corrupt_header, where,
+                    "pool handle lines " + std::to_string(n_lines) + " differ from the attach capacity " +
+                        std::to_string(h.attach_capacity) + ", or no alloc_n mutex");
+    if (h.elem_size == 0 || stride > UINT32_MAX || stride != slot)
+        throw_error(errc::corrupt_header, where, "bad slot size " + std::to_string(stride));
+    const auto g = geometry(h.capacity, stride, n_lines);
+    if (h.capacity == 0 || !g || g->total > h.data_size || h.capacity > SIZE_MAX / stride)
+        throw_error(errc::corrupt_header, where, "pool capacity and slot size do not fit the data area");
+}
+
 } // namespace
 
 segment_layout pool_base::layout(const pool_spec& spec, std::size_t capacity, const pool_options& opt)
@@ -105,6 +125,7 @@ segment_expectation pool_base::expectation(const pool_spec& spec, std::size_t ca
     x.elem_size = spec.elem_size;
     x.capacity = capacity;
     x.elem_size_name = spec.size_name;
+    x.check_payload = check_payload;
     return x;
 }
 
@@ -142,23 +163,24 @@ pool_base::pool_base(segment seg, const pool_spec& spec, const pool_options& opt
     : structure_base(std::move(seg)), type_(spec.type), auto_recover_(opt.auto_recover)
 {
     // The header is validated; what it says about the payload is checked
-    // here before anything in it is touched.
-    const detail::segment_header& h = seg_.header();
+    // here before anything in it is touched, from the segment's private
+    // copy of the header (the shared one may have changed since: stats()
+    // indexes the attach table by handle line).
     const std::uint64_t n_lines = seg_.param(0);
-    if (n_lines != h.attach_capacity)
+    if (n_lines != seg_.attach_capacity())
         throw_error(errc::corrupt_header, seg_.name(),
                     "pool handle lines " + std::to_string(n_lines) + " differ from the attach capacity " +
-                        std::to_string(h.attach_capacity));
+                        std::to_string(seg_.attach_capacity()));
     const std::uint64_t stride = seg_.param(1);
     if (spec.stride != 0 && stride != spec.stride)
         throw_error(errc::corrupt_header, seg_.name(),
                     "slot size " + std::to_string(stride) + ", expected " + std::to_string(spec.stride));
-    if (h.elem_size == 0 || stride < h.elem_size || stride > UINT32_MAX)
+    if (seg_.elem_size() == 0 || stride < seg_.elem_size() || stride > UINT32_MAX)
         throw_error(errc::corrupt_header, seg_.name(), "bad slot size " + std::to_string(stride));
     const auto g = geometry(seg_.capacity(), stride, n_lines);
     if (seg_.capacity() == 0 || !g || g->total > seg_.data_size() || seg_.capacity() > SIZE_MAX / stride)
         throw_error(errc::corrupt_header, seg_.name(), "pool capacity and slot size do not fit the data area");
-    if (h.n_mutexes < 1) throw_error(errc::corrupt_header, seg_.name(), "pool without its alloc_n mutex");
+    if (seg_.n_mutexes() < 1) throw_error(errc::corrupt_header, seg_.name(), "pool without its alloc_n mutex");
     capacity_ = static_cast<std::size_t>(seg_.capacity());
     elem_size_ = static_cast<std::size_t>(stride);
     n_lines_ = static_cast<std::uint32_t>(n_lines);

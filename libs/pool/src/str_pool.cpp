@@ -55,7 +55,7 @@ str_pool::str_pool(open_only_t, const std::string& path, const pool_options& opt
 
 str_pool::str_pool(segment seg, const pool_options& opt) : pool_base(std::move(seg), spec(0), opt)
 {
-    const std::uint64_t m = seg_.header().elem_size;
+    const std::uint64_t m = seg_.elem_size();
     if (m == 0 || m > max_max_length || slot_size(m) != elem_size())
         detail::throw_error(errc::corrupt_header, path(),
                             "maximum length " + std::to_string(m) + " does not fit the slot size " +

@@ -35,15 +35,6 @@ void ofd_unlock(int fd, std::uint32_t index) noexcept
     ::fcntl(fd, F_OFD_SETLK, &fl);
 }
 
-/// True if another open file description holds the lock on byte `index`.
-/// Our own description's lock never conflicts with itself, so it reads false.
-bool ofd_held_elsewhere(int fd, std::uint32_t index) noexcept
-{
-    struct flock fl = byte_lock(F_WRLCK, index);
-    if (::fcntl(fd, F_OFD_GETLK, &fl) != 0) return true; // cannot tell: assume alive
-    return fl.l_type != F_UNLCK;
-}
-
 std::uint64_t owner_word(const process_identity& id, bool ofd_backed) noexcept
 {
     return (std::uint64_t(id.pid) << 32) | ((id.start_time & owner_start_mask) << 1) |
@@ -53,7 +44,25 @@ std::uint64_t owner_word(const process_identity& id, bool ofd_backed) noexcept
 std::uint32_t owner_pid(std::uint64_t owner) noexcept { return std::uint32_t(owner >> 32); }
 std::uint64_t owner_start(std::uint64_t owner) noexcept { return (owner >> 1) & owner_start_mask; }
 
+/// Whether owner id `id` of entry i is the id of its claim of generation
+/// `gen`. Compared as ids, not generations: an id holds only the low 52
+/// bits of the generation, and a generation beyond them (no real count of
+/// claims gets there; damaged memory can) must not make a live claimer's
+/// own id look like another claim's.
+bool names_current_claim(std::uint32_t i, std::uint64_t id, std::uint64_t gen) noexcept
+{
+    return make_owner_id(i, gen) == id;
+}
+
 } // namespace
+
+// Our own description's lock never conflicts with itself, so it reads false.
+bool ofd_held_elsewhere(int fd, std::uint32_t index) noexcept
+{
+    struct flock fl = byte_lock(F_WRLCK, index);
+    if (::fcntl(fd, F_OFD_GETLK, &fl) != 0) return true; // cannot tell: assume alive
+    return fl.l_type != F_UNLCK;
+}
 
 attachment::attachment(void* table, std::uint32_t capacity, int fd, std::string where,
                        std::vector<const std::atomic<std::uint32_t>*> lock_words)
@@ -263,7 +272,7 @@ bool attachment::owner_id_alive(std::uint64_t id) const noexcept
 {
     const std::uint32_t i = owner_id_index(id);
     if (id == 0 || i >= capacity_) return false;
-    if (entries_[i].generation.load(std::memory_order_acquire) != owner_id_generation(id)) return false;
+    if (!names_current_claim(i, id, entries_[i].generation.load(std::memory_order_acquire))) return false;
     return entry_alive(i);
 }
 
@@ -276,7 +285,7 @@ std::uint32_t attachment::owner_id_pid(std::uint64_t id) const noexcept
     // The generation is read after the owner word. A new claim of the entry
     // bumps it just after its CAS, so for that instant the new claimer's PID
     // can be returned: the answer is informational, never used for liveness.
-    if (e.generation.load(std::memory_order_acquire) != owner_id_generation(id)) return 0;
+    if (!names_current_claim(i, id, e.generation.load(std::memory_order_acquire))) return 0;
     return owner_pid(owner);
 }
 

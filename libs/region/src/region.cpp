@@ -46,14 +46,25 @@ std::string dir_of(const std::string& path)
 
 std::string proc_fd_path(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
-/// "NAME" or "/NAME" -> "NAME"; refuses what shm_open would refuse.
+/// "NAME" or "/NAME" -> "NAME"; refuses what shm_open would refuse, and a
+/// NUL byte, which would cut the name short and name another object.
 std::string posix_component(const std::string& name)
 {
     std::string n = (!name.empty() && name[0] == '/') ? name.substr(1) : name;
-    if (n.empty() || n.find('/') != std::string::npos || n.size() > NAME_MAX || n == "." || n == "..")
+    if (n.empty() || n.find('/') != std::string::npos || n.size() > NAME_MAX || n == "." || n == ".." ||
+        n.find('\0') != std::string::npos)
         throw std::invalid_argument("shmkit: invalid POSIX shared memory name '" + name +
-                                    "': expected NAME or /NAME, one component of at most 255 bytes");
+                                    "': expected NAME or /NAME, one component of at most 255 bytes, no NUL byte");
     return n;
+}
+
+/// The system reads a path up to its first NUL: a path holding one would
+/// name another file than the caller's (and an empty one names none).
+void check_path(const std::string& path, const char* what)
+{
+    if (path.empty()) throw std::invalid_argument(std::string("shmkit: empty ") + what);
+    if (path.find('\0') != std::string::npos)
+        throw std::invalid_argument("shmkit: " + std::string(what) + " '" + path + "' contains a NUL byte");
 }
 
 void check_size(std::size_t size, const std::string& where)
@@ -287,17 +298,20 @@ region region::open_named(const std::string& path, const std::string& label, bac
 region region::file(create_only_t, const std::string& path, std::size_t size,
                     const region_initializer& init, const region_options& opt)
 {
+    check_path(path, "path");
     return create_named(path, path, false, size, init, opt, backing::file);
 }
 
 region region::file(open_only_t, const std::string& path)
 {
+    check_path(path, "path");
     return open_named(path, path, backing::file);
 }
 
 region region::file(open_or_create_t, const std::string& path, std::size_t size,
                     const region_initializer& init, const region_options& opt)
 {
+    check_path(path, "path");
     return create_named(path, path, true, size, init, opt, backing::file);
 }
 
@@ -341,6 +355,7 @@ region region::anonymous(std::size_t size, const region_initializer& init)
 region region::memfd(const std::string& name, std::size_t size, const region_initializer& init)
 {
     const std::string label = "memfd:" + name;
+    if (name.find('\0') != std::string::npos) check_path(name, "memfd name"); // an empty label is fine
     check_size(size, label);
     detail::unique_fd fd(::memfd_create(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
     if (!fd) detail::throw_errno(errno, label, "memfd_create failed");

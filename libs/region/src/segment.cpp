@@ -1,6 +1,7 @@
 // Segments: layout, initialisation, validation and attachment.
 #include <shmkit/segment.hpp>
 
+#include <shmkit/detail/atomic_copy.hpp>
 #include <shmkit/detail/checked.hpp>
 
 #include <chrono>
@@ -84,8 +85,15 @@ region_initializer segment::initializer(const segment_layout& layout, data_initi
 
 segment::segment(shmkit::region r, const segment_expectation& expect) : region_(std::move(r))
 {
-    header_ = &detail::validate_header(region_.data(), region_.size(), expect, region_.name());
-    const detail::segment_header& h = *header_;
+    // Validated and used from a private copy, as one consistent set of
+    // fields: another process may write the shared header at any time, and
+    // fields read from it one by one could pass validation each against a
+    // different header and together describe sections beyond the mapping.
+    alignas(detail::segment_header) unsigned char copy[detail::header_size] = {};
+    if (region_.size() >= sizeof copy) detail::atomic_copy_from_shared(copy, region_.data(), sizeof copy);
+    const detail::segment_header& h = detail::validate_header(copy, region_.size(), expect, region_.name());
+    if (expect.check_payload) expect.check_payload(h, region_.name());
+    header_ = static_cast<const detail::segment_header*>(region_.data());
     geometry_.elem_size = h.elem_size;
     geometry_.attach_capacity = h.attach_capacity;
     geometry_.n_rwlocks = h.n_rwlocks;
@@ -96,10 +104,6 @@ segment::segment(shmkit::region r, const segment_expectation& expect) : region_(
     geometry_.data_offset = h.data_offset;
     geometry_.data_size = h.data_size;
     for (int i = 0; i < 4; ++i) geometry_.params[i] = h.params[i];
-    // Validate the copy again: the shared header may have changed between
-    // the validation and the copy (a hostile or broken writer).
-    if (detail::header_checksum(h) != h.checksum || geometry_.capacity != h.capacity)
-        detail::throw_error(errc::corrupt_header, region_.name(), "header changed while being opened");
     std::vector<const std::atomic<std::uint32_t>*> lock_words;
     for (std::uint32_t i = 0; i < geometry_.n_rwlocks; ++i) lock_words.push_back(&rwlock_state(i).writer);
     for (std::uint32_t i = 0; i < geometry_.n_mutexes; ++i) lock_words.push_back(&mutex_state(i).owner);

@@ -34,7 +34,7 @@ acquire_status mutex::acquire_until(const deadline_clock::time_point* deadline)
     if (SHMKIT_LIKELY(s_->owner.compare_exchange_strong(expected, me, std::memory_order_acquire,
                                                         std::memory_order_relaxed)))
         return note_held(acquire_status::acquired);
-    const detail::token_word_ref ref{s_->owner, s_->waiters, s_->recoveries};
+    const detail::token_word_ref ref{s_->owner, s_->waiters, s_->recoveries, nullptr, &s_->last_recovery_ns};
     switch (detail::acquire_token_word(ref, *att_, me, deadline)) {
     case detail::word_outcome::timed_out: return acquire_status::timed_out;
     case detail::word_outcome::recovered: return note_held(acquire_status::owner_died);

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include <time.h>
+
 namespace shmkit {
 namespace sync {
 namespace detail {
@@ -27,23 +29,37 @@ bool take_over(const token_word_ref& w, std::uint32_t dead, std::uint32_t me) no
     if (!w.word.compare_exchange_strong(dead, me, std::memory_order_seq_cst, std::memory_order_relaxed))
         return false;
     w.recoveries.fetch_add(1, std::memory_order_relaxed);
+    if (w.last_recovery) stamp_recovery(*w.last_recovery);
     if (me == 0) futex_wake(w.word);
     return true;
 }
 
 } // namespace
 
+void stamp_recovery(std::atomic<std::uint64_t>& w) noexcept
+{
+    timespec ts{};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    w.store(std::uint64_t(ts.tv_sec) * 1000000000u + std::uint64_t(ts.tv_nsec), std::memory_order_relaxed);
+}
+
+bool take_over_if_dead(const token_word_ref& w, shmkit::detail::attachment& att, std::uint32_t me)
+{
+    const std::uint32_t seen = w.word.load(std::memory_order_acquire);
+    return seen != 0 && !att.token_alive(seen & shmkit::detail::token_mask) && take_over(w, seen, me);
+}
+
 word_outcome acquire_token_word(const token_word_ref& w, shmkit::detail::attachment& att, std::uint32_t me,
                                 const deadline_clock::time_point* deadline)
 {
-    // The holder is timed from our arrival, spinning included, so that a
-    // wait of one poll interval (e.g. try_lock_for(10ms)) does check it.
+    // The holder is timed from the end of the spin (a few microseconds
+    // after our arrival): a lock won while spinning costs no clock read.
     std::uint32_t watched = w.word.load(std::memory_order_relaxed);
-    deadline_clock::time_point since = deadline_clock::now();
     for (int i = 0; i < spin_iterations; ++i) {
         if (try_take_free(w.word, me)) return word_outcome::acquired;
         cpu_relax();
     }
+    deadline_clock::time_point since = deadline_clock::now();
     for (;;) {
         const std::uint32_t seen = w.word.load(std::memory_order_relaxed);
         if (seen == 0) {
@@ -54,10 +70,10 @@ word_outcome acquire_token_word(const token_word_ref& w, shmkit::detail::attachm
         if (seen != watched) {
             watched = seen;
             since = now;
-        } else if (now - since >= liveness_poll_interval) {
-            // The same holder for a whole interval: is it still there?
-            // (Checked before the deadline: a wait that ends exactly one
-            // interval after our arrival still recovers a dead holder.)
+        } else if (now - since >= liveness_poll_interval || (deadline && now >= *deadline)) {
+            // The same holder for a whole interval, or until our deadline:
+            // is it still there? (Checked before giving up: a timed wait
+            // of about one interval still recovers a dead holder.)
             if (!att.token_alive(seen & shmkit::detail::token_mask) && take_over(w, seen, me))
                 return word_outcome::recovered;
             since = now;

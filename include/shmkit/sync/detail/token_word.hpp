@@ -26,7 +26,12 @@ struct token_word_ref {
     std::atomic<std::uint32_t>& waiters;
     std::atomic<std::uint64_t>& recoveries;
     std::atomic<std::uint32_t>* dirty = nullptr; ///< set before a takeover, if given
+    std::atomic<std::uint64_t>* last_recovery = nullptr; ///< stamped (CLOCK_REALTIME ns) by a takeover, if given
 };
+
+/// Stamps `w` with the current CLOCK_REALTIME in ns (for tools: when the
+/// last recovery happened). One vDSO clock read; recoveries are rare.
+void stamp_recovery(std::atomic<std::uint64_t>& w) noexcept;
 
 /// Waits until `w.word` is 0 and then, if `me != 0`, makes it `me`; if
 /// `me == 0` only waits until it is free. Spins briefly, then sleeps on the
@@ -38,6 +43,13 @@ struct token_word_ref {
 /// unlocked is never overwritten). `deadline` may be null (wait forever).
 word_outcome acquire_token_word(const token_word_ref& w, shmkit::detail::attachment& att, std::uint32_t me,
                                 const deadline_clock::time_point* deadline);
+
+/// Without waiting: if `w.word` is held by a token whose process is dead
+/// (probed now: one liveness probe, a syscall at most), takes it over for
+/// `me` (or frees it if `me == 0`) with one CAS and returns true. False if
+/// the word is free, held by a live holder, or taken over by another
+/// recoverer first.
+bool take_over_if_dead(const token_word_ref& w, shmkit::detail::attachment& att, std::uint32_t me);
 
 /// Frees a token word and wakes its sleepers, if any.
 ///

@@ -1,0 +1,289 @@
+// What a killed process can leave in a share's shared memory, put there
+// by hand (the exact states a SIGKILL between two steps leaves, without
+// waiting for a kill to land there), and what the next user must make of
+// it: names a dead writer left are unlinked by the next store even if a
+// lock holder came between; a remove killed half-way is finished by the
+// next opener; a remove never unlinks a share re-created since; a short
+// timed lock reclaims a dead reader; a ShareLite chain with a dangling
+// link, a cycle or a too-small segment is an error or is repaired, never
+// a crash.
+#define BOOST_TEST_MODULE share_damage
+#include "support.hpp"
+
+#include <shmkit/detail/share_layout.hpp>
+#include <shmkit/region.hpp>
+#include <shmkit/segment.hpp>
+#include <shmkit/share.hpp>
+
+#include <cstdio>
+#include <dirent.h>
+#include <sys/ipc.h>
+#include <sys/shm.h>
+
+namespace utf = boost::unit_test;
+using shmkit::share;
+using shmkit::share_backend;
+using shmkit::share_options;
+
+namespace {
+
+key_t unique_key()
+{
+    static int counter = 0;
+    return static_cast<key_t>(0x5b000000 | (::getpid() & 0xffff) << 8 | (counter++ & 0xff) * 4);
+}
+
+/// A key whose shares (both backends) are removed before and after the test.
+struct key_guard {
+    key_t key = unique_key();
+    key_guard() { clear(); }
+    ~key_guard() { clear(); }
+    void clear() const
+    {
+        share::remove(key);
+        share::remove(key, share_backend::sharelite);
+    }
+};
+
+share_options created(share_backend b = share_backend::native)
+{
+    share_options o;
+    o.create = true;
+    o.backend = b;
+    return o;
+}
+
+/// The native share's root, mapped by hand (as another process would see it).
+struct raw_root {
+    shmkit::segment seg;
+    shmkit::detail::share_root* root;
+    explicit raw_root(key_t key)
+        : seg(shmkit::segment::posix(shmkit::open_only, share::native_name(key), expectation())),
+          root(static_cast<shmkit::detail::share_root*>(seg.data()))
+    {
+    }
+    static shmkit::segment_expectation expectation()
+    {
+        shmkit::segment_expectation x;
+        x.kind = shmkit::structure_kind::share;
+        return x;
+    }
+    std::string value_name(std::uint64_t gen) const
+    {
+        char id[17];
+        std::snprintf(id, sizeof id, "%016llx", static_cast<unsigned long long>(seg.param(0)));
+        return share::native_name(static_cast<key_t>(seg.param(2))) + "~" + id + "~" + std::to_string(gen);
+    }
+};
+
+bool shm_exists(const std::string& name) { return ::access(("/dev/shm/" + name).c_str(), F_OK) == 0; }
+
+/// Creates an empty POSIX object `name` (a segment a dead writer created).
+void make_object(const std::string& name)
+{
+    const int fd = ::shm_open(("/" + name).c_str(), O_CREAT | O_EXCL | O_RDWR, 0600);
+    BOOST_REQUIRE(fd >= 0);
+    ::close(fd);
+}
+
+/// The head segment of a ShareLite share, attached by hand.
+struct raw_head {
+    int shmid;
+    std::int32_t* words; // next_shmid, length, shm_state, version
+    explicit raw_head(key_t key) : shmid(::shmget(key, 0, 0))
+    {
+        BOOST_REQUIRE(shmid >= 0);
+        void* a = ::shmat(shmid, nullptr, 0);
+        BOOST_REQUIRE(a != reinterpret_cast<void*>(-1));
+        words = static_cast<std::int32_t*>(a);
+    }
+    ~raw_head() { ::shmdt(words); }
+};
+
+/// A segment of a ShareLite chain, attached by hand by its shmid.
+struct raw_segment {
+    std::int32_t* words; // next_shmid, length, shm_state, version
+    explicit raw_segment(int shmid) : words(static_cast<std::int32_t*>(::shmat(shmid, nullptr, 0)))
+    {
+        BOOST_REQUIRE(words != reinterpret_cast<std::int32_t*>(-1));
+    }
+    ~raw_segment() { ::shmdt(words); }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(native)
+
+BOOST_AUTO_TEST_CASE(names_a_dead_writer_left_are_unlinked_by_the_next_store_even_after_another_holder,
+                     *utf::timeout(60))
+{
+    key_guard k;
+    share s(k.key, created());
+    s.store(std::string(200000, 'a'));
+    raw_root raw(k.key);
+    // A writer died after recording these (steps 1 of the store protocol);
+    // the segments exist, no slot names them.
+    const std::uint64_t pending = raw.root->next_gen.load() + 100, retired = pending + 1;
+    make_object(raw.value_name(pending));
+    make_object(raw.value_name(retired));
+    raw.root->pending.store(pending);
+    raw.root->retired.store(retired);
+    // A holder that only reads comes between (its unlock clears the lock's
+    // dead-writer mark, had there been one).
+    s.lock(share::lock_ex);
+    BOOST_TEST(s.fetch().size() == 200000u);
+    s.unlock();
+    s.store("small");
+    BOOST_TEST(!shm_exists(raw.value_name(pending)));
+    BOOST_TEST(!shm_exists(raw.value_name(retired)));
+    BOOST_TEST(raw.root->pending.load() == 0u);
+    BOOST_TEST(raw.root->retired.load() == 0u);
+    BOOST_TEST(s.stats().repairs == 1u);
+    BOOST_TEST(s.fetch() == "small");
+}
+
+BOOST_AUTO_TEST_CASE(a_remove_killed_after_marking_the_root_is_finished_by_the_next_opener, *utf::timeout(60))
+{
+    key_guard k;
+    {
+        share s(k.key, created());
+        s.store(std::string(300000, 'b')); // a value segment too
+    }
+    {
+        raw_root raw(k.key);
+        raw.root->removed.store(1); // killed right after this
+    }
+    share again(k.key, created());
+    BOOST_TEST(again.fetch() == ""); // a fresh share, not the removed one
+    BOOST_TEST(again.version() == 1u);
+    again.store("fresh");
+    BOOST_TEST(share(k.key).fetch() == "fresh");
+    // Without create, the half-removed share is removed and not found.
+    key_guard k2;
+    {
+        share s(k2.key, created());
+        raw_root raw(k2.key);
+        raw.root->removed.store(1);
+    }
+    BOOST_TEST(test::error_code_of([&] { share s(k2.key); }) == ENOENT);
+}
+
+BOOST_AUTO_TEST_CASE(removing_through_an_old_handle_never_unlinks_a_share_created_since, *utf::timeout(60))
+{
+    key_guard k;
+    share_options o = created();
+    o.destroy = true;
+    auto old = std::make_unique<share>(k.key, o);
+    BOOST_TEST(share::remove(k.key));
+    share fresh(k.key, created());
+    fresh.store("the new share");
+    old.reset(); // its destroy runs now
+    BOOST_TEST(share(k.key).fetch() == "the new share");
+}
+
+BOOST_AUTO_TEST_CASE(a_short_timed_lock_reclaims_a_dead_reader_at_its_deadline, *utf::timeout(60))
+{
+    key_guard k;
+    share s(k.key, created());
+    test::pipe_pair ready;
+    test::child reader([&]() -> int {
+        share mine(k.key);
+        mine.lock(share::lock_sh);
+        ready.send();
+        for (;;) ::pause();
+    });
+    BOOST_REQUIRE_EQUAL(ready.receive(), 'x');
+    reader.kill();
+    BOOST_REQUIRE_EQUAL(reader.wait(), 128 + SIGKILL);
+    // Far shorter than the 10 ms poll interval: the probe at the deadline finds it dead.
+    BOOST_TEST(s.try_lock_for(std::chrono::milliseconds(2)));
+    s.unlock();
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(sharelite)
+
+BOOST_AUTO_TEST_CASE(a_link_to_a_removed_segment_is_replaced_by_the_next_store, *utf::timeout(60))
+{
+    key_guard k;
+    {
+        share s(k.key, created(share_backend::sharelite));
+        s.store(std::string(100000, 'c')); // two segments
+    } // detached: a removed segment goes at once
+    {
+        raw_head h(k.key);
+        const int second = h.words[0];
+        BOOST_REQUIRE(second >= 0);
+        ::shmctl(second, IPC_RMID, nullptr); // a store killed while shortening the chain
+    }
+    share other(k.key, share_options{false, false, false, 0600, 65536, share_backend::sharelite});
+    BOOST_TEST(test::error_code_of([&] { (void)other.fetch(); }) != 0); // the value is longer than the chain
+    other.store(std::string(150000, 'd'));
+    BOOST_TEST(other.fetch() == std::string(150000, 'd'));
+    BOOST_TEST(other.num_segments() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(a_cycle_in_the_chain_is_an_error_and_leaves_the_head_alone, *utf::timeout(60))
+{
+    key_guard k;
+    share s(k.key, created(share_backend::sharelite));
+    {
+        raw_head h(k.key);
+        h.words[0] = h.shmid; // the head links to itself
+        h.words[1] = 200000;  // and the value claims four segments
+    }
+    share other(k.key, share_options{false, false, false, 0600, 65536, share_backend::sharelite});
+    BOOST_TEST(test::error_code_of([&] { (void)other.fetch(); }) != 0);
+    BOOST_TEST(test::error_code_of([&] { (void)other.num_segments(); }) != 0);
+    BOOST_TEST(::shmget(k.key, 0, 0) >= 0); // the head is still there
+}
+
+// Found by test/fuzz/fuzz_sharelite_chain: the removal of the tail a store
+// no longer needs followed a link back into the segments it keeps and
+// removed them, so the value just stored lost a segment.
+BOOST_AUTO_TEST_CASE(a_cycle_behind_the_segments_a_store_keeps_removes_none_of_them, *utf::timeout(60))
+{
+    key_guard k;
+    const share_options attach{false, false, false, 0600, 65536, share_backend::sharelite};
+    {
+        share s(k.key, created(share_backend::sharelite));
+        s.store(std::string(150000, 'a')); // three segments: head, second, third
+    }
+    {
+        raw_head h(k.key);
+        const int second = h.words[0];
+        BOOST_REQUIRE(second >= 0);
+        raw_segment s2(second);
+        raw_segment s3(s2.words[0]);
+        s3.words[0] = second; // the third links back to the second
+    }
+    {
+        share writer(k.key, attach);
+        writer.store(std::string(100000, 'b')); // keeps head and second, removes the third
+    } // detached: a removed segment goes at once
+    share reader(k.key, attach);
+    BOOST_TEST(reader.fetch() == std::string(100000, 'b'));
+    BOOST_TEST(reader.num_segments() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_segment_smaller_than_the_head_in_the_chain_is_refused_every_time, *utf::timeout(60))
+{
+    key_guard k;
+    share s(k.key, created(share_backend::sharelite));
+    const int small = ::shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
+    BOOST_REQUIRE(small >= 0);
+    {
+        raw_head h(k.key);
+        h.words[0] = small;
+        h.words[1] = 100000;
+    }
+    share other(k.key, share_options{false, false, false, 0600, 65536, share_backend::sharelite});
+    BOOST_TEST(test::error_code_of([&] { (void)other.fetch(); }) != 0);
+    // Refused again, not cached: a store through the same handle must not
+    // write 65520 bytes into the 4 KiB segment.
+    BOOST_TEST(test::error_code_of([&] { other.store(std::string(100000, 'e')); }) != 0);
+    ::shmctl(small, IPC_RMID, nullptr);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
