@@ -17,7 +17,9 @@
 //     leave placement to the scheduler), so that two workers contend in
 //     parallel rather than take turns on one CPU;
 //   - prints an aligned plain-text table: row, shmkit ops/s, baseline,
-//     baseline ops/s, ratio, and an optional target check.
+//     baseline ops/s, ratio, and an optional target check; with --tsv FILE
+//     also writes every row, machine-readable, to FILE (see tsv_sink(); what
+//     `shmkit bench` reads).
 //
 // Children are always reaped: a worker_group kills (SIGKILL) and waits for
 // every child it still has when it is destroyed, also on exceptions, and
@@ -152,7 +154,24 @@ struct options {
     std::uint64_t timeout_s = 600; ///< a forked measurement that takes longer is killed
     double max_preempted = 0.02;  ///< a run whose worker waited for a CPU longer than this fraction is redone
     bool pin = true;              ///< pin worker w of a multi-process row to CPU w (modulo)
+    std::string tsv;              ///< --tsv FILE: machine-readable rows also go there
 };
+
+/// The machine-readable sink of --tsv FILE (nullptr: none). One line per
+/// table row, tab-separated, '\n'-terminated, flushed as it is written:
+///     row  shmkit_ops  baseline  baseline_ops  ratio  target  met  flag
+/// row: the row's name (a continuation line of the console table, printed
+/// with an empty name, repeats the name of the row it continues); ops/s as
+/// decimal numbers; ratio shmkit/baseline, empty when the baseline is 0;
+/// target: its text ("target >= 0.9x"), empty without one; met: "met",
+/// "not met" or empty; flag: the console's flag ("[noisy: ...]") or empty.
+/// Tabs and newlines inside fields become spaces. The first line is a
+/// comment: "# shmkit-bench-tsv 1" and the field names.
+inline std::FILE*& tsv_sink() noexcept
+{
+    static std::FILE* f = nullptr;
+    return f;
+}
 
 inline void print_usage(const char* prog, const std::string& what, std::ostream& os)
 {
@@ -173,6 +192,8 @@ inline void print_usage(const char* prog, const std::string& what, std::ostream&
        << "  --max-preempted F  redo a run in which a worker waited for a CPU (preempted by\n"
        << "                   other processes) more than this fraction of it (default 0.02;\n"
        << "                   at most 3x --runs runs, then the least disturbed are kept)\n"
+       << "  --tsv FILE       also write every table row to FILE, tab-separated (for tools:\n"
+       << "                   `shmkit bench` reads it; format in bench/harness.hpp)\n"
        << "  --help           this text\n";
 }
 
@@ -224,7 +245,18 @@ inline options parse_options(int argc, char** argv, const std::string& what)
         else if (a == "--filter") o.filter = value();
         else if (a == "--timeout") o.timeout_s = static_cast<std::uint64_t>(number(1));
         else if (a == "--max-preempted") o.max_preempted = number(0);
+        else if (a == "--tsv") o.tsv = value();
         else fail("unknown argument " + a);
+    }
+    if (!o.tsv.empty()) {
+        std::FILE* f = std::fopen(o.tsv.c_str(), "we");
+        if (!f) {
+            std::cerr << argv[0] << ": cannot open " << o.tsv << ": " << std::strerror(errno) << "\n";
+            std::exit(64);
+        }
+        std::fputs("# shmkit-bench-tsv 1\trow\tshmkit_ops\tbaseline\tbaseline_ops\tratio\ttarget\tmet\tflag\n", f);
+        std::fflush(f);
+        tsv_sink() = f;
     }
     if (o.quick) {
         if (!runs_set) o.runs = 3;
@@ -568,18 +600,16 @@ struct result {
     bool noisy(const options& o) const noexcept { return preempted > o.max_preempted; }
 };
 
-/// Measures one figure: `procs` == 1 runs in this process, otherwise in
-/// `procs` forked workers. Calibrates N unless opt.iterations is set, runs
-/// one untimed warm-up, then timed runs until opt.runs of them were not
-/// disturbed (no worker preempted for more than opt.max_preempted of the
-/// run), at most 3 * opt.runs; if fewer were clean, the least disturbed
-/// are kept and the result says so (result::preempted).
-template <class Make>
-result measure(const options& opt, unsigned procs, Make make)
+/// The calibration (unless opt.iterations is set), warm-up, disturbed-run
+/// rule and median of measure(), for any way of making one timed run: `run_once(n)` runs n operations per
+/// worker and returns its timing (measure() runs in this process or in
+/// forked workers; bench/perl_driver.hpp in a perl process).
+template <class Run>
+result measure_runs(const options& opt, Run run_once)
 {
     result res;
     auto once = [&](std::uint64_t n) {
-        timing t = procs == 1 ? run_single(n, make) : run_forked(procs, n, make, opt.timeout_s, opt.pin);
+        const timing t = run_once(n);
         res.total_ops += t.ops;
         return t;
     };
@@ -623,6 +653,20 @@ result measure(const options& opt, unsigned procs, Make make)
     res.max = rates.back();
     res.per_worker = n;
     return res;
+}
+
+/// Measures one figure: `procs` == 1 runs in this process, otherwise in
+/// `procs` forked workers. Calibrates N unless opt.iterations is set, runs
+/// one untimed warm-up, then timed runs until opt.runs of them were not
+/// disturbed (no worker preempted for more than opt.max_preempted of the
+/// run), at most 3 * opt.runs; if fewer were clean, the least disturbed
+/// are kept and the result says so (result::preempted).
+template <class Make>
+result measure(const options& opt, unsigned procs, Make make)
+{
+    return measure_runs(opt, [&](std::uint64_t n) {
+        return procs == 1 ? run_single(n, make) : run_forked(procs, n, make, opt.timeout_s, opt.pin);
+    });
 }
 
 // ------------------------------------------------------------------- table
@@ -699,6 +743,17 @@ public:
         if (!flag.empty()) os_ << "  " << flag;
         os_ << "\n";
         os_.flush();
+        if (!name.empty()) last_name_ = name;
+        if (std::FILE* f = tsv_sink()) {
+            std::ostringstream line;
+            line << std::fixed << std::setprecision(3) << tsv_field(last_name_) << '\t' << shmkit << '\t'
+                 << tsv_field(baseline) << '\t' << base << '\t';
+            if (base > 0) line << std::setprecision(6) << shmkit / base;
+            line << '\t' << (t ? tsv_field(t->describe()) : "") << '\t'
+                 << (t ? (t->met(shmkit, base) ? "met" : "not met") : "") << '\t' << tsv_field(flag) << '\n';
+            std::fputs(line.str().c_str(), f);
+            std::fflush(f);
+        }
     }
 
     /// As above, from two measured results; flags the line when the runs it
@@ -716,6 +771,17 @@ public:
             ++noisy_;
         }
         row(name, shmkit.median, baseline, base.median, t, flag);
+    }
+
+    /// A line for a baseline that was not measured: shmkit's figure, the
+    /// baseline's name and, in place of its figure, why (`why`). On the
+    /// console only, not in --tsv.
+    void skipped(const std::string& name, double shmkit, const std::string& baseline, const std::string& why)
+    {
+        os_ << std::left << std::setw(nw_) << name << "  " << std::right << std::setw(10) << format_rate(shmkit)
+            << "  " << std::left << std::setw(bw_) << baseline << "  " << why << "\n";
+        os_.flush();
+        if (!name.empty()) last_name_ = name;
     }
 
     /// A free-form line (a note, a separator).
@@ -747,9 +813,17 @@ public:
     unsigned noisy_rows() const noexcept { return noisy_; }
 
 private:
+    static std::string tsv_field(std::string s)
+    {
+        for (char& c : s)
+            if (c == '\t' || c == '\n' || c == '\r') c = ' ';
+        return s;
+    }
+
     std::ostream& os_;
     int nw_, bw_;
     unsigned checked_ = 0, missed_ = 0, noisy_ = 0;
+    std::string last_name_; ///< of the last row with a name: what continuation rows repeat in --tsv
 };
 
 /// Load average over the last minute, -1 if unknown.

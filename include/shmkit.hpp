@@ -4,6 +4,7 @@
 
 #include <shmkit/config.hpp>
 #include <shmkit/error.hpp>
+#include <shmkit/inspect.hpp>
 #include <shmkit/buffer.hpp>
 #include <shmkit/kv_store.hpp>
 #include <shmkit/pool.hpp>
