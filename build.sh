@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # shmkit build driver: installs what is missing, then builds and runs.
 #
-#   ./build.sh demo    build and run the crash-recovery demo
+#   ./build.sh demo    build the shmkit tool and run `shmkit demo`
 #   ./build.sh test    build and run every test suite: release, debug with
-#                      ASan+UBSan, and ThreadSanitizer for the threaded suites
+#                      ASan+UBSan, ThreadSanitizer for the threaded suites,
+#                      and the fuzz targets for a short budget
 #   ./build.sh bench   build and run the benchmarks
 #
 # Needs Debian 12 (or a derivative) with apt-get; uses sudo when not root.
@@ -11,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-packages=(g++ libboost1.81-dev libboost1.81-tools-dev libboost-test1.81-dev libboost-program-options1.81-dev)
+packages=(g++ clang libclang-rt-14-dev libboost1.81-dev libboost1.81-tools-dev libboost-test1.81-dev libboost-program-options1.81-dev perl libipc-sharelite-perl libcache-fastmmap-perl spin valgrind)
 jobs=${JOBS:-$(nproc)}
 
 install_missing() {
@@ -47,30 +48,53 @@ test_pass() {
     b2 -j"$jobs" "$@" 2>&1 | tee "$log" | grep -vE '^(gcc|clang)\.(compile|link|archive)|^common\.|^testing\.|^    ' || true
     rc=${PIPESTATUS[0]}
     local p f
-    p=$(grep -c '^\*\*passed\*\*' "$log" || true)
+    # Test suites say **passed**; a fuzz run that passed says "TARGET: Done N runs".
+    p=$(grep -cE '^\*\*passed\*\*|^fuzz_[a-z_]+: Done [0-9]+ runs' "$log" || true)
     f=$(grep -cE '^\.\.\.failed (testing\.capture-output|[a-z]+\.(compile|link))' "$log" || true)
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
     passed=$((passed + p))
     failed=$((failed + f))
+    grep -E '^\.\.\.failed ' "$log" | sed "s/^/[$title] /" >> "$failures" || true
     rm -f "$log"
 }
 
+# Repeats what failed, with the tail of each failed suite's output, just
+# before the count: a long log's end then says what went wrong.
+report_failures() {
+    [ -s "$failures" ] || return 0
+    echo
+    echo "=== failures ==="
+    local line target out
+    while IFS= read -r line; do
+        echo "$line"
+        target=$(sed -nE 's/.*testing\.capture-output ([^ ]+)\.run.*/\1/p' <<<"$line")
+        out="$target.output"
+        if [ -n "$target" ] && [ -f "$out" ]; then
+            tail -n 30 "$out" | sed 's/^/    | /'
+        fi
+    done < "$failures"
+}
+
 run_tests() {
+    failures=$(mktemp)
     forget_test_results
     test_pass "release" test example
     test_pass "debug, AddressSanitizer + UndefinedBehaviorSanitizer" \
         variant=debug address-sanitizer=norecover undefined-sanitizer=norecover test
     test_pass "debug, ThreadSanitizer (suites where threads share a segment)" \
         variant=debug thread-sanitizer=norecover test//threaded
+    test_pass "libFuzzer targets, short budget (clang, ASan+UBSan)" toolset=clang fuzz
+    report_failures
+    rm -f "$failures"
     echo
     echo "$passed passed, $failed failed"
     [ "$failed" -eq 0 ]
 }
 
 run_demo() {
-    b2 -j"$jobs" example//stage >/dev/null || b2 -j"$jobs" example//stage
+    b2 -j"$jobs" tools/shmkit//stage >/dev/null || b2 -j"$jobs" tools/shmkit//stage
     echo
-    bin/stage/recovery_demo
+    bin/stage/shmkit demo
 }
 
 case "${1:-}" in

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The launcher of the `memcheck` variant (see Jamfile): b2 runs every test
+# program as `valgrind.sh PROGRAM [ARGS...]`, and this runs it under
+# Valgrind's memcheck.
+#
+# A test case that cannot run under Valgrind, for a reason outside shmkit,
+# is left out (Boost.Test's --run_test=!CASE) and the reason is printed at
+# the top of the suite's output. Everything else in its suite still runs.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+program=$1
+shift
+suite=$(basename "$program")
+
+filters=()
+skip() { # CASE REASON
+    echo "memcheck: $suite: skipping test case $1: $2"
+    filters+=("--run_test=!$1")
+}
+
+case $suite in
+test_hostile_arguments)
+    skip capacities_and_sizes "Valgrind's mmap answers EINVAL where Linux answers ENOMEM for an anonymous mapping larger than Valgrind can place (the 2^38-element cases expect ENOMEM)"
+    ;;
+test_hostile_limits)
+    skip no_file_descriptor_left "Valgrind refuses to lower the hard RLIMIT_NOFILE (EPERM): it keeps descriptors above the program's limit for itself"
+    ;;
+esac
+
+exec valgrind --tool=memcheck --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+    --trace-children=no --num-callers=40 \
+    --suppressions="$here/system.supp" --suppressions="$here/harness.supp" \
+    "$program" "${filters[@]}" "$@"
