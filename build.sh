@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-packages=(g++ clang libclang-rt-14-dev libboost1.81-dev libboost1.81-tools-dev libboost-test1.81-dev libboost-program-options1.81-dev perl libipc-sharelite-perl libcache-fastmmap-perl spin valgrind)
+packages=(g++ clang libclang-rt-14-dev libboost1.81-dev libboost1.81-tools-dev libboost-test1.81-dev libboost-program-options1.81-dev perl libipc-sharelite-perl libcache-fastmmap-perl spin valgrind asciidoctor ruby-rouge)
 jobs=${JOBS:-$(nproc)}
 
 install_missing() {
@@ -48,8 +48,9 @@ test_pass() {
     b2 -j"$jobs" "$@" 2>&1 | tee "$log" | grep -vE '^(gcc|clang)\.(compile|link|archive)|^common\.|^testing\.|^    ' || true
     rc=${PIPESTATUS[0]}
     local p f
-    # Test suites say **passed**; a fuzz run that passed says "TARGET: Done N runs".
-    p=$(grep -cE '^\*\*passed\*\*|^fuzz_[a-z_]+: Done [0-9]+ runs' "$log" || true)
+    # Test suites say **passed**; a fuzz run that passed says "TARGET: Done N runs";
+    # the documentation says "doc: built PATH".
+    p=$(grep -cE '^\*\*passed\*\*|^fuzz_[a-z_]+: Done [0-9]+ runs|^doc: built ' "$log" || true)
     f=$(grep -cE '^\.\.\.failed (testing\.capture-output|[a-z]+\.(compile|link))' "$log" || true)
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
     passed=$((passed + p))
@@ -84,6 +85,7 @@ run_tests() {
     test_pass "debug, ThreadSanitizer (suites where threads share a segment)" \
         variant=debug thread-sanitizer=norecover test//threaded
     test_pass "libFuzzer targets, short budget (clang, ASan+UBSan)" toolset=clang fuzz
+    test_pass "documentation (Asciidoctor; warnings and broken references fail it)" doc
     report_failures
     rm -f "$failures"
     echo

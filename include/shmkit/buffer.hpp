@@ -119,7 +119,7 @@ public:
 
     // get, set, xchg, cas, cmpxchg, add, incr, decr: detail::atomic_elements.
 
-    /// Bitwise and/or/xor; return the old value (the seed's atomic_and/or/xor).
+    /// Bitwise and/or/xor; return the old value (the Perl module's atomic_and/or/xor).
     template <class U = T, class = std::enable_if_t<std::is_integral_v<U>>>
     T fetch_and(std::size_t i, T mask)
     {
@@ -203,14 +203,14 @@ public:
 
     // ---- Views ---------------------------------------------------------------
 
-    /// The whole element area, zero-copy (the seed's as_scalar). Plain
+    /// The whole element area, zero-copy (the Perl module's as_scalar). Plain
     /// accesses through it are not atomic: use them under lock() /
     /// lock_shared(), or for data no other process writes meanwhile (the
     /// lock does not exclude element operations). O(1), no syscall.
     boost::span<T> view() const noexcept { return {data(), capacity()}; }
     /// Element 0 of the element area (as view()).
     T* data() const noexcept { return reinterpret_cast<T*>(slot(0)); }
-    /// Pointer to element i (the seed's ptr_at). Throws std::out_of_range.
+    /// Pointer to element i (the Perl module's ptr_at). Throws std::out_of_range.
     T* ptr(std::size_t i) const
     {
         check_index(i);

@@ -80,7 +80,7 @@ struct kv_impl;
 /// cells of an overwrite, the name of a table that was being built) is
 /// repaired by the next writer, which learns of the death from the lock
 /// (stats().repairs), without changing any value readers could see. See
-/// doc/crash_safety.md.
+/// doc/shmkit/crash_safety.adoc.
 ///
 /// Limits: keys up to max_key_size (64 KiB - 1), values up to
 /// max_value_size (256 MiB); any bytes, NULs included.
@@ -96,13 +96,13 @@ public:
     static constexpr std::size_t max_value_size = std::size_t(1) << 28;
 
     /// Opens the store `name` ("NAME" or "/NAME"), creating it empty if it
-    /// does not exist (the seed's SHARED). Throws std::invalid_argument for
+    /// does not exist (the Perl module's SHARED). Throws std::invalid_argument for
     /// a bad name (empty, longer than 200 bytes, or containing '/' after
     /// the first character, '~' or a NUL), shmkit::error for the system
     /// (EACCES, ENOSPC, EMFILE...) or a segment of another kind under the
     /// name (refused, left unchanged).
     explicit kv_store(const std::string& name, const kv_options& opt = {});
-    /// Opens the store `name` and empties it, or creates it (the seed's
+    /// Opens the store `name` and empties it, or creates it (the Perl module's
     /// EXCLUSIVE): the caller starts from an empty store. Processes attached
     /// already stay attached and see the store emptied, exactly as if
     /// clear() had been called; several processes doing this at once each
@@ -154,7 +154,7 @@ public:
     bool get(std::string_view key, std::string& out) const;
     /// Whether `key` is stored. As get() for cost.
     bool contains(std::string_view key) const;
-    /// Keys stored (the seed's get_size). O(1). Right after a writer died
+    /// Keys stored (the Perl module's get_size). O(1). Right after a writer died
     /// mid-update it may be off by one until the next write repairs it.
     std::size_t size() const;
     bool empty() const { return size() == 0; }

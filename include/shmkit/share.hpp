@@ -26,7 +26,7 @@ enum class share_backend {
     /// IPC::ShareLite's own System V segments and semaphores: a C++ process
     /// and a Perl process using IPC::ShareLite with the same key share the
     /// value and each other's locks. Inherits ShareLite's limits (see
-    /// doc/share.md): the kernel releases the locks of a killed process
+    /// doc/shmkit/share.adoc): the kernel releases the locks of a killed process
     /// (SEM_UNDO), but a store killed half-way leaves a torn value.
     sharelite
 };

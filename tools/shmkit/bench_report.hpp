@@ -45,7 +45,7 @@ std::vector<bench_row> parse_bench_tsv(const std::string& text);
 /// failed group.
 void print_bench_table(std::ostream& out, const std::vector<bench_group>& groups);
 
-/// The JSON document of --json (doc/tool.md describes it); procs 0: not
+/// The JSON document of --json (doc/shmkit/tool.adoc describes it); procs 0: not
 /// given (the programs' default).
 void write_bench_json(std::ostream& out, const std::vector<bench_group>& groups, bool quick, unsigned procs);
 

@@ -5,7 +5,7 @@
 // it, and a slot whose owner is dead is freed by recover_stale() (and by
 // the allocs of handles with auto_recover). The tool exits right after a
 // command, so a slot it allocates is, from then on, a dead owner's. `pool
-// alloc` therefore has two modes (doc/tool_data.md):
+// alloc` therefore has two modes (doc/shmkit/tool.adoc):
 //   - hand-over (default): the slot stays allocated after the tool exits,
 //     for a program to take over with adopt(INDEX, TOKEN) (--token prints
 //     the holder token), or for `pool free`; until then it is a dead

@@ -1,7 +1,7 @@
 // What the data commands of the shmkit tool share (create, buffer, pool,
 // kv): where a segment lives, what a segment holds, element types and
 // numbers on the command line, escaping of bytes for text output, and the
-// command-line conventions of these commands. See doc/tool_data.md.
+// command-line conventions of these commands. See doc/shmkit/tool.adoc.
 #ifndef SHMKIT_TOOLS_DATA_COMMON_HPP
 #define SHMKIT_TOOLS_DATA_COMMON_HPP
 
@@ -27,7 +27,7 @@ namespace shmkit_tool {
 // ---- Where a segment lives ----------------------------------------------------
 
 /// The file of a buffer or pool TARGET, as the other commands of the tool
-/// read a TARGET (target.hpp, doc/tool.md): NAME or /NAME (no '/' but a
+/// read a TARGET (target.hpp, doc/shmkit/tool.adoc): NAME or /NAME (no '/' but a
 /// leading one) is the POSIX shared-memory object NAME, whose file is
 /// /dev/shm/NAME (what shm_open("/NAME") opens); anything else containing
 /// '/' is a file path, used as given (a file directly in / is //file).

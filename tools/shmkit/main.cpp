@@ -1,6 +1,6 @@
 // shmkit: list, inspect, check, recover and remove shmkit segments; small
 // data commands for scripts; the demo; the benchmarks. See `shmkit --help`
-// and doc/tool.md.
+// and doc/shmkit/tool.adoc.
 #include "command.hpp"
 
 #include <shmkit/config.hpp>

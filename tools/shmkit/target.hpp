@@ -2,7 +2,7 @@
 // at: resolving a TARGET argument, inspecting it read-only, and writing
 // what was found (JSON, times, names made safe for a terminal).
 //
-// A TARGET is one of (doc/tool.md):
+// A TARGET is one of (doc/shmkit/tool.adoc):
 //   share:KEY      the root segment of the native share of KEY (KEY as for
 //                  `shmkit share`: a number, 0x... hexadecimal, or a string
 //                  of at most 4 bytes)
@@ -111,7 +111,7 @@ private:
     bool after_key_ = false;
 };
 
-/// The whole report as one JSON object (doc/tool.md lists the fields).
+/// The whole report as one JSON object (doc/shmkit/tool.adoc lists the fields).
 void write_json(json_writer& j, const shmkit::segment_report& r);
 
 } // namespace shmkit_tool

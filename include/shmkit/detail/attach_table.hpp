@@ -3,7 +3,7 @@
 //
 // Every handle that opens a segment claims one entry. Lock owners and reader
 // counts are recorded by entry, as a 32-bit *token*: the entry index + 1 in
-// the low 12 bits and the entry's generation in the high 20 bits (bits 30
+// the low 12 bits and the low 18 bits of the entry's generation in bits 12-29 (bits 30
 // and 31 stay free for the lock words). The generation changes every time an
 // entry is claimed, so a token of a process that died stays dead even after
 // its entry is reused: a stale lock can always be recovered.

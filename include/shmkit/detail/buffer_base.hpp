@@ -118,7 +118,7 @@ public:
         return lock_.try_lock_shared_for(d);
     }
     void unlock_shared() { lock_.unlock_shared(); }
-    /// The seed's names.
+    /// The Perl module's names.
     void lock_wr() { lock(); }
     void unlock_wr() { unlock(); }
     void lock_rd() { lock_shared(); }

@@ -398,7 +398,7 @@ public:
     /// The memfd behind a memfd pool (share it with other processes), -1
     /// for any other kind of pool. See also fd().
     int memfd() const noexcept { return path().rfind("memfd:", 0) == 0 ? fd() : -1; }
-    /// The seed's names for the eventfd members of structure_base.
+    /// The Perl module's names for the eventfd members of structure_base.
     int fileno() const noexcept { return eventfd(); }
     std::uint64_t eventfd_consume() { return consume_notifications(); }
 

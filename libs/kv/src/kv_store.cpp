@@ -1,6 +1,6 @@
 // kv_store: root, tables, lock-free reads, writes with one commit point,
 // growth by publishing a new table, repair after a dead writer. Layout:
-// detail/kv_layout.hpp; crash windows: doc/crash_safety.md.
+// detail/kv_layout.hpp; crash windows: doc/shmkit/crash_safety.adoc.
 #include <shmkit/kv_store.hpp>
 
 #include "read_section.hpp"
