@@ -973,6 +973,28 @@ BOOST_AUTO_TEST_CASE(remove_of_a_store_without_a_table)
     BOOST_TEST(!kv_store::remove(n.bare()));
 }
 
+BOOST_AUTO_TEST_CASE(a_table_unlinked_behind_the_store_is_reported_at_once)
+{
+    store_name n("lost-table");
+    kv_store a(n.str());
+    a.put("k", "v");
+    const auto tables = n.tables();
+    BOOST_TEST_REQUIRE(tables.size() == 1u);
+    BOOST_TEST_REQUIRE(::shm_unlink(("/" + tables.front()).c_str()) == 0);
+    // `a` keeps the table it mapped; a new handle finds the root naming a
+    // table that is gone. Nothing replaced it, so there is nothing to wait
+    // for: the read fails with ENOENT at once, naming the store.
+    BOOST_TEST(a.get("k").value_or("<none>") == "v");
+    kv_store b(n.str());
+    BOOST_CHECK_EXCEPTION(b.get("k"), shmkit::error, [&](const shmkit::error& e) {
+        return e.code() == std::errc::no_such_file_or_directory &&
+               std::string(e.what()).find(n.bare()) != std::string::npos &&
+               std::string(e.what()).find("does not exist") != std::string::npos;
+    });
+    BOOST_CHECK_THROW(b.size(), shmkit::error);
+    BOOST_TEST(kv_store::remove(n.bare()));
+}
+
 // ---- Refusals --------------------------------------------------------------------------
 
 BOOST_AUTO_TEST_CASE(a_segment_of_another_kind_is_refused_unchanged)

@@ -361,6 +361,13 @@ struct kv_impl {
             if (t && t->generation == gen) return t;
             if (gen == 0) return nullptr;
             if (kv_table* m = map_table(gen)) return m;
+            // A writer links a new table before it publishes its generation
+            // and unlinks the old one only after: a table that is missing
+            // while the root still names it was not replaced - the store
+            // was removed, or its root is damaged. Only a generation that
+            // moved on is worth another try.
+            if (root->generation.load(std::memory_order_acquire) == gen)
+                throw_errno(ENOENT, label, "the table the store's root names does not exist");
             if (attempt > 1000) throw_errno(ENOENT, label, "the current table keeps disappearing");
         }
     }
