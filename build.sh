@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-packages=(g++ clang libclang-rt-14-dev libboost1.81-dev libboost1.81-tools-dev libboost-test1.81-dev libboost-program-options1.81-dev perl libipc-sharelite-perl libcache-fastmmap-perl spin valgrind asciidoctor ruby-rouge)
+packages=(g++ clang libclang-rt-14-dev libboost1.81-dev libboost1.81-tools-dev libboost-test1.81-dev libboost-program-options1.81-dev perl libipc-sharelite-perl libcache-fastmmap-perl spin valgrind asciidoctor ruby-rouge cmake pkg-config)
 jobs=${JOBS:-$(nproc)}
 
 install_missing() {
@@ -76,6 +76,26 @@ report_failures() {
     done < "$failures"
 }
 
+# Installs the library (b2 and CMake) into temporary prefixes and builds
+# small outside projects against it: CMake find_package, b2, pkg-config,
+# add_subdirectory. Each says "consumer: NAME: passed" or "...: FAILED".
+consumer_pass() {
+    echo
+    echo "=== consumers of the installed library: test/consumer/run.sh ==="
+    local log rc=0
+    log=$(mktemp)
+    JOBS=$jobs bash test/consumer/run.sh 2>&1 | tee "$log" || true
+    rc=${PIPESTATUS[0]}
+    local p f
+    p=$(grep -cE '^consumer: .*: passed( |$)' "$log" || true)
+    f=$(grep -cE '^consumer: .*: FAILED' "$log" || true)
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    passed=$((passed + p))
+    failed=$((failed + f))
+    grep -E '^consumer: .*: FAILED' "$log" | sed "s/^/[consumers] ...failed /" >> "$failures" || true
+    rm -f "$log"
+}
+
 run_tests() {
     failures=$(mktemp)
     forget_test_results
@@ -86,6 +106,7 @@ run_tests() {
         variant=debug thread-sanitizer=norecover test//threaded
     test_pass "libFuzzer targets, short budget (clang, ASan+UBSan)" toolset=clang fuzz
     test_pass "documentation (Asciidoctor; warnings and broken references fail it)" doc
+    consumer_pass
     report_failures
     rm -f "$failures"
     echo
