@@ -9,8 +9,10 @@
 #include <boost/mpl/list.hpp>
 
 #include <cmath>
+#include <future>
 #include <mutex>
 #include <shared_mutex>
+#include <thread>
 #include <limits>
 
 using namespace std::chrono_literals;
@@ -244,6 +246,36 @@ BOOST_AUTO_TEST_CASE(locking_and_reentrant_bulk_operations)
     {
         std::shared_lock<shmkit::buffer_i32> g(b);
         BOOST_TEST(b.get(0) == 1);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(deadlines_with_any_clock)
+{
+    auto b = shmkit::buffer_i32::anonymous(8);
+    std::promise<void> held, release;
+    std::thread holder([&] {
+        b.lock(); // another thread: holding is recorded per thread
+        held.set_value();
+        release.get_future().wait();
+        b.unlock();
+    });
+    held.get_future().wait();
+    BOOST_TEST(!b.try_lock_until(std::chrono::steady_clock::now() + 20ms));
+    BOOST_TEST(!b.try_lock_shared_until(std::chrono::system_clock::now() + 20ms));
+    BOOST_TEST(!b.try_lock_until(std::chrono::steady_clock::now() - 1s)); // already past: one try
+    {
+        std::unique_lock<shmkit::buffer_i32> g(b, std::chrono::steady_clock::now() + 20ms);
+        BOOST_TEST(!g.owns_lock());
+    }
+    release.set_value();
+    holder.join();
+    BOOST_TEST(b.try_lock_until(std::chrono::system_clock::now() + 5s));
+    b.unlock();
+    BOOST_TEST(b.try_lock_shared_until(std::chrono::steady_clock::now() + 5s));
+    b.unlock_shared();
+    {
+        std::shared_lock<shmkit::buffer_i32> g(b, std::chrono::steady_clock::now() + 5s);
+        BOOST_TEST(g.owns_lock());
     }
 }
 

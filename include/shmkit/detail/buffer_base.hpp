@@ -97,8 +97,11 @@ public:
     // never recover); recovered() tells the acquirers, while they hold the
     // lock, until a writer unlocks. Element operations of buffer<T> do not
     // take this lock. Costs and crash windows: sync/rwlock.hpp.
-    // lock(), try_lock() and try_lock_for() also close a bulk write that a
-    // dead writer left open (the seqlock, stats().bulk_recoveries): O(1).
+    // lock(), try_lock(), try_lock_for() and try_lock_until() also close a
+    // bulk write that a dead writer left open (the seqlock,
+    // stats().bulk_recoveries): O(1). With the _for/_until members the
+    // buffer meets TimedLockable and SharedTimedLockable (std::unique_lock
+    // and std::shared_lock with a timeout or a deadline work).
 
     void lock();
     bool try_lock();
@@ -109,6 +112,13 @@ public:
         close_interrupted_write();
         return true;
     }
+    template <class Clock, class Duration>
+    bool try_lock_until(const std::chrono::time_point<Clock, Duration>& tp)
+    {
+        if (!lock_.try_lock_until(tp)) return false;
+        close_interrupted_write();
+        return true;
+    }
     void unlock() { lock_.unlock(); }
     void lock_shared() { lock_.lock_shared(); }
     bool try_lock_shared() { return lock_.try_lock_shared(); }
@@ -116,6 +126,11 @@ public:
     bool try_lock_shared_for(const std::chrono::duration<Rep, Period>& d)
     {
         return lock_.try_lock_shared_for(d);
+    }
+    template <class Clock, class Duration>
+    bool try_lock_shared_until(const std::chrono::time_point<Clock, Duration>& tp)
+    {
+        return lock_.try_lock_shared_until(tp);
     }
     void unlock_shared() { lock_.unlock_shared(); }
     /// The Perl module's names.
