@@ -132,7 +132,8 @@ public:
     /// shmkit::error (ENOSPC when /dev/shm is full, EIDRM for a removed
     /// store) with the store unchanged.
     void put(std::string_view key, std::string_view value);
-    /// Removes `key`; false if it was not there. O(key size) expected.
+    /// Removes `key`; false if it was not there (a key longer than
+    /// max_key_size never is: false, no exception). O(key size) expected.
     bool erase(std::string_view key);
     /// Removes every key: publishes a new, empty table. O(1) for the store
     /// (the old table is freed when its last reader detaches).
@@ -156,6 +157,8 @@ public:
     bool contains(std::string_view key) const;
     /// Keys stored (the Perl module's get_size). O(1). Right after a writer died
     /// mid-update it may be off by one until the next write repairs it.
+    /// Maps the current table if another process grew the store, so it may
+    /// throw shmkit::error as get() does (EMFILE, ENOMEM).
     std::size_t size() const;
     bool empty() const { return size() == 0; }
 
@@ -177,7 +180,8 @@ public:
     /// exclusive lock, after repairing what a dead writer left. True if
     /// sound; otherwise false with the first problem in `why`. O(table).
     bool check(std::string* why = nullptr) const;
-    /// Counters and sizes (relaxed loads). O(1).
+    /// Counters and sizes (relaxed loads). O(1). May map a grown table and
+    /// throw as size().
     kv_stats stats() const;
     /// The store's name, as "/NAME".
     const std::string& name() const noexcept;

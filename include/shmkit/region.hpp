@@ -162,7 +162,7 @@ public:
     /// The fd behind the mapping; -1 for an anonymous region.
     int fd() const noexcept { return fd_.get(); }
     backing kind() const noexcept { return kind_; }
-    /// Path (file), "/NAME" (posix), label (memfd), "anonymous", or "fd:N".
+    /// Path (file), "/NAME" (posix), "memfd:LABEL", "anonymous", or "fd:N".
     const std::string& name() const noexcept { return name_; }
     /// True if this call created and initialised the region.
     bool created() const noexcept { return created_; }

@@ -49,7 +49,8 @@ struct share_options {
     /// default). Native: values up to this size are kept in the share's main
     /// segment, larger ones in a value segment of their own. ShareLite:
     /// the size of each segment of the chain. Ignored when attaching: an
-    /// existing share keeps the size it was created with.
+    /// existing share keeps the size it was created with. Native: more than
+    /// 64 GiB is refused (EINVAL).
     std::size_t size = 65536;
     share_backend backend = share_backend::native;
 };
@@ -115,9 +116,12 @@ class share_impl;
 /// (no such share without create: ENOENT; exists with exclusive: EEXIST;
 /// permission: EACCES; a full /dev/shm when a store needs a bigger
 /// segment: ENOSPC, nothing stored; a destroyed share: EIDRM), and for a
-/// bad key (EINVAL); std::invalid_argument for bad lock flags;
-/// std::logic_error for fetch_view() without a lock. A constructor that
-/// throws leaves nothing held and nothing created.
+/// bad key (EINVAL; the sharelite backend also refuses key 0, which is
+/// IPC_PRIVATE: a new share at every open in IPC::ShareLite);
+/// std::invalid_argument for bad lock flags; std::logic_error for
+/// fetch_view() without a lock, and for any use of a moved-from share other
+/// than its noexcept accessors, assignment and destruction. A constructor
+/// that throws leaves nothing held and nothing created.
 class share {
 public:
     /// IPC::ShareLite's lock flags (the values of Fcntl's LOCK_*).

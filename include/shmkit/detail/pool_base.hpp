@@ -66,7 +66,8 @@ struct pool_options : structure_options {
     /// of dead owners (recover_stale()), and while waiting look again every
     /// ~10 ms: a pool filled by processes that died drains by itself. Costs
     /// O(capacity) per look, only on that slow path. Per handle, not stored
-    /// in the segment.
+    /// in the segment. Without it a waiting alloc still looks again every
+    /// ~100 ms, which bounds what any missed wake-up could cost.
     bool auto_recover = false;
 };
 
@@ -318,8 +319,9 @@ public:
     bool adopt(std::size_t i);
     /// Makes this handle the owner of slot i only if `token` (what
     /// holder_token(i) returned to the sender) still holds it: false if the
-    /// slot was freed, recovered or passed on since. O(1), one CAS. Throws
-    /// std::out_of_range.
+    /// slot was freed, recovered or passed on since. With this handle's own
+    /// token: whether it still holds slot i (nothing changes). O(1), one
+    /// CAS. Throws std::out_of_range.
     bool adopt(std::size_t i, std::uint64_t token);
     /// An opaque value naming the current holder of slot i (0 if free),
     /// valid across processes and never reused for another holder: send it
@@ -359,11 +361,14 @@ public:
     /// zombies are not mistaken for the owner). Lock-free: safe beside
     /// allocs, frees, adopts and other recoveries. O(capacity) plus one
     /// liveness probe (syscall) per distinct owner. Killed half-way: the
-    /// slots not yet freed are freed by the next call. Throws std::bad_alloc.
+    /// slots not yet freed are freed by the next call. The calling handle's
+    /// own slots are never freed (it is alive). Throws std::bad_alloc.
     std::size_t recover_stale();
     /// Frees every slot; returns how many were allocated. For a pool that no
     /// process uses at the moment (slots in use are freed under their
-    /// owners). O(capacity).
+    /// owners). O(capacity). Throws shmkit::error (attach_table_full) if
+    /// the handle must claim an attach entry first (in a forked child) and
+    /// none is free.
     std::size_t reset();
 
     /// Whether this handle recovers dead owners' slots by itself when an
