@@ -10,7 +10,11 @@
 #include <cstring>
 #include <stdexcept>
 
+#include <fcntl.h>
+#include <sys/inotify.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 using shmkit::region;
 
@@ -219,6 +223,29 @@ BOOST_AUTO_TEST_CASE(memfd_regions_are_sealed_and_passable)
     }
     BOOST_TEST(::fcntl(passed, F_GETFD) >= 0); // still open: adoption does not take it
     ::close(passed);
+}
+
+BOOST_AUTO_TEST_CASE(from_fd_refuses_a_fifo_without_opening_it)
+{
+    // Reopening what an fd names (through /proc) is an open of its own: of
+    // a FIFO it adds a reader or writer, of a terminal it may make it the
+    // controlling one. from_fd refuses anything but a regular file first;
+    // inotify's IN_OPEN shows whether the FIFO was opened again.
+    test::scratch_dir dir;
+    const std::string fifo = dir / "fifo";
+    BOOST_TEST_REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    const int rd = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    BOOST_TEST_REQUIRE(rd >= 0);
+    const int in = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    BOOST_TEST_REQUIRE(in >= 0);
+    BOOST_TEST_REQUIRE(::inotify_add_watch(in, fifo.c_str(), IN_OPEN) >= 0);
+    BOOST_CHECK_EXCEPTION(region::from_fd(rd), shmkit::error,
+                          [](const shmkit::error& e) { return e.code() == shmkit::errc::not_a_segment; });
+    alignas(inotify_event) char events[4096];
+    BOOST_TEST(::read(in, events, sizeof events) < 0); // no event: never opened
+    BOOST_TEST(errno == EAGAIN);
+    ::close(in);
+    ::close(rd);
 }
 
 BOOST_AUTO_TEST_CASE(regions_move)

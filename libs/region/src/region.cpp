@@ -378,6 +378,9 @@ region region::memfd(const std::string& name, std::size_t size, const region_ini
 region region::from_fd(int fd)
 {
     const std::string label = "fd:" + std::to_string(fd);
+    // Refused before anything is opened: reopening a FIFO, a device or a
+    // terminal through /proc could block, or have effects of its own.
+    (void)regular_file_size(fd, label);
     // A private open file description: the sender's OFD locks must not be
     // mistaken for ours. Without /proc we share the sender's description and
     // liveness falls back to PID probing.
