@@ -37,26 +37,34 @@ forget_test_results() {
 passed=0
 failed=0
 
+# tally TITLE LOG RC PASSED_RE FAILED_RE: adds a pass's results to the
+# totals: lines matching PASSED_RE pass, lines matching FAILED_RE fail (and
+# are kept for report_failures), and a non-zero exit status with no failed
+# line counts as one failure.
+tally() {
+    local title=$1 log=$2 rc=$3 p f
+    p=$(grep -cE "$4" "$log" || true)
+    f=$(grep -cE "$5" "$log" || true)
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    passed=$((passed + p))
+    failed=$((failed + f))
+    grep -E "$5" "$log" | sed "s/^/[$title] /" >> "$failures" || true
+    rm -f "$log"
+}
+
 # Runs one b2 pass over test targets and adds its results to the totals.
+# Test suites say **passed**; a fuzz run that passed says "TARGET: Done N
+# runs"; the documentation says "doc: built PATH".
 test_pass() {
     local title=$1; shift
     echo
     echo "=== $title: b2 $* ==="
-    local log
+    local log rc
     log=$(mktemp)
-    local rc=0
     b2 -j"$jobs" "$@" 2>&1 | tee "$log" | grep -vE '^(gcc|clang)\.(compile|link|archive)|^common\.|^testing\.|^    ' || true
     rc=${PIPESTATUS[0]}
-    local p f
-    # Test suites say **passed**; a fuzz run that passed says "TARGET: Done N runs";
-    # the documentation says "doc: built PATH".
-    p=$(grep -cE '^\*\*passed\*\*|^fuzz_[a-z_]+: Done [0-9]+ runs|^doc: built ' "$log" || true)
-    f=$(grep -cE '^\.\.\.failed (testing\.capture-output|[a-z]+\.(compile|link))' "$log" || true)
-    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-    passed=$((passed + p))
-    failed=$((failed + f))
-    grep -E '^\.\.\.failed ' "$log" | sed "s/^/[$title] /" >> "$failures" || true
-    rm -f "$log"
+    tally "$title" "$log" "$rc" '^\*\*passed\*\*|^fuzz_[a-z_]+: Done [0-9]+ runs|^doc: built ' \
+        '^\.\.\.failed (testing\.capture-output|[a-z]+\.(compile|link)|Jamfile<)'
 }
 
 # Repeats what failed, with the tail of each failed suite's output, just
@@ -82,18 +90,11 @@ report_failures() {
 consumer_pass() {
     echo
     echo "=== consumers of the installed library: test/consumer/run.sh ==="
-    local log rc=0
+    local log rc
     log=$(mktemp)
     JOBS=$jobs bash test/consumer/run.sh 2>&1 | tee "$log" || true
     rc=${PIPESTATUS[0]}
-    local p f
-    p=$(grep -cE '^consumer: .*: passed( |$)' "$log" || true)
-    f=$(grep -cE '^consumer: .*: FAILED' "$log" || true)
-    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-    passed=$((passed + p))
-    failed=$((failed + f))
-    grep -E '^consumer: .*: FAILED' "$log" | sed "s/^/[consumers] ...failed /" >> "$failures" || true
-    rm -f "$log"
+    tally consumers "$log" "$rc" '^consumer: .*: passed( |$)' '^consumer: .*: FAILED'
 }
 
 run_tests() {
