@@ -279,8 +279,12 @@ int main()
                 st.capacity, st.elem_size, st.mmap_size, static_cast<unsigned long long>(st.lock_recoveries),
                 static_cast<unsigned long long>(st.bulk_recoveries));
 
+    // The dead writer is recovered once (lock_recoveries), and the one that
+    // took it over is told; a second waiter may be told too (recovered()
+    // errs on the safe side: two recoverers may both mark the lock before
+    // one wins, and the loser's mark can outlive the winner's unlock).
     const bool ok = workers_ok && total == expected && counters_ok && copy_ok && published == n_workers - 1 &&
-                    recovered_by == 1 && st.lock_recoveries == 1 && counters.get(victim) == p.samples / 2;
+                    recovered_by >= 1 && st.lock_recoveries == 1 && counters.get(victim) == p.samples / 2;
     std::printf("%s\n", ok ? "histogram: OK" : "histogram: FAILED");
     return ok ? 0 : 1;
 }
