@@ -7,12 +7,12 @@
 
 #include <shmkit/detail/checked.hpp>
 #include <shmkit/detail/kv_layout.hpp>
+#include <shmkit/detail/random.hpp>
 #include <shmkit/error.hpp>
 
 #include <algorithm>
 #include <cstdio>
 #include <mutex>
-#include <random>
 #include <shared_mutex>
 #include <stdexcept>
 #include <thread>
@@ -46,12 +46,6 @@ std::string store_base_name(const std::string& name)
     else if (n == "." || n == "..") bad = "is . or ..";
     if (bad) throw std::invalid_argument("shmkit: invalid kv_store name '" + name + "': " + bad);
     return n;
-}
-
-std::uint64_t random_u64()
-{
-    std::random_device rd;
-    return (std::uint64_t(rd()) << 32) ^ rd();
 }
 
 std::uint64_t next_pow2(std::uint64_t v)

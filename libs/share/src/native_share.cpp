@@ -4,6 +4,7 @@
 // shmkit/detail/share_layout.hpp.
 #include "share_impl.hpp"
 
+#include <shmkit/detail/random.hpp>
 #include <shmkit/detail/share_layout.hpp>
 #include <shmkit/error.hpp>
 #include <shmkit/segment.hpp>
@@ -11,7 +12,6 @@
 #include <cstdio>
 #include <cstring>
 #include <mutex>
-#include <random>
 
 #include <sys/stat.h>
 
@@ -25,8 +25,7 @@ constexpr std::uint64_t max_inline = std::uint64_t(1) << 36; ///< 64 GiB per inl
 
 std::uint64_t random_id()
 {
-    std::random_device rd;
-    const std::uint64_t id = (std::uint64_t(rd()) << 32) ^ rd();
+    const std::uint64_t id = random_u64();
     return id ? id : 1;
 }
 
