@@ -684,6 +684,32 @@ BOOST_AUTO_TEST_CASE(a_pool_shows_its_used_slots_and_those_of_a_killed_owner)
     BOOST_TEST(info_json(n.str())["pool"]["used"].u() == 3u);
 }
 
+// An owner id holds the low 52 bits of its entry's generation. With a
+// generation beyond them (damaged memory: no real count of claims gets
+// there) the pool still knows its live owner (test_attach); inspect and
+// check_segment must not report that owner dead either.
+BOOST_AUTO_TEST_CASE(a_live_owner_stays_alive_in_reports_whatever_its_entry_generation)
+{
+    test::shm_name n("pool");
+    shmkit::pool<std::int64_t> p(shmkit::create_only, n.path(), 4);
+    BOOST_REQUIRE(p.try_alloc().has_value());
+    {
+        shmkit::segment_expectation any_pool;
+        any_pool.kind = shmkit::structure_kind::pool;
+        shmkit::segment s = shmkit::segment::file(shmkit::open_only, n.path(), any_pool);
+        // The pool's handle claimed the first entry; this one the second.
+        s.attachment().entry(0).generation.fetch_add(std::uint64_t(1) << 52);
+    }
+    const shmkit::check_report c = shmkit::check_segment(n.path());
+    BOOST_TEST_REQUIRE(c.report.pool.has_value());
+    BOOST_TEST(c.report.pool->used == 1u);
+    BOOST_TEST(c.report.pool->dead_owned == 0u);
+    BOOST_TEST(c.ok(), (c.corruption.empty() ? std::string() : c.corruption.front()));
+    BOOST_TEST(shmkit::inspect(n.path()).pool->dead_owned == 0u);
+    BOOST_TEST(p.recover_stale() == 0u);
+    BOOST_TEST(p.used() == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(a_kv_store_root_shows_its_current_table_and_the_table_itself)
 {
     kv_guard g;

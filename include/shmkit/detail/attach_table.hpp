@@ -78,6 +78,8 @@ inline std::uint64_t make_owner_id(std::uint32_t index, std::uint64_t generation
 }
 inline std::uint32_t owner_id_index(std::uint64_t id) noexcept { return std::uint32_t(id & token_index_mask) - 1; }
 inline std::uint64_t owner_id_generation(std::uint64_t id) noexcept { return id >> token_index_bits; }
+/// The bits of an entry's generation that an owner id holds (the low 52).
+inline constexpr std::uint64_t owner_id_generation_mask = ~std::uint64_t(0) >> token_index_bits;
 
 inline std::uint32_t token_index(std::uint32_t token) noexcept { return (token & token_index_mask) - 1; }
 inline std::uint32_t token_generation(std::uint32_t token) noexcept

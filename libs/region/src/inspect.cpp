@@ -444,7 +444,8 @@ pool_summary pool_of(const readonly_segment& s, const table_view& t)
         const std::uint64_t id = owners[i].load(relaxed);
         if (id == 0) continue;
         ++p.used;
-        if (t.claim_liveness(owner_id_index(id), owner_id_generation(id), ~std::uint64_t(0)) == process_liveness::dead)
+        if (t.claim_liveness(owner_id_index(id), owner_id_generation(id), owner_id_generation_mask) ==
+            process_liveness::dead)
             ++p.dead_owned;
     }
     const auto* lines = &s.data<pool_handle_line>(g.lines);
