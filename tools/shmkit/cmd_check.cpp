@@ -2,6 +2,7 @@
 // changes nothing (shmkit::check_segment: the read-only mapping of
 // inspect(), no attach, no lock, no repair).
 #include "command.hpp"
+#include "parse.hpp"
 #include "target.hpp"
 
 #include <shmkit/error.hpp>
@@ -46,19 +47,13 @@ int run_check(const args& a, std::ostream& out, std::ostream& err)
 {
     po::options_description opts("options");
     opts.add_options()("help,h", "this text");
-    po::options_description all;
-    all.add(opts).add_options()("target", po::value<std::vector<std::string>>());
-    po::positional_options_description pos;
-    pos.add("target", -1);
-    po::variables_map vm;
-    po::store(po::command_line_parser(a).options(all).positional(pos).run(), vm);
-    if (vm.count("help")) {
+    const parsed_args p = parse_command_args(a, opts, "target", unlimited);
+    if (p.help) {
         out << check_help;
         return exit_ok;
     }
-    if (!vm.count("target")) throw usage_error("check: no TARGET");
-    std::vector<target> targets;
-    for (const auto& s : vm["target"].as<std::vector<std::string>>()) targets.push_back(resolve_target(s));
+    if (p.positional.empty()) throw usage_error("check: no TARGET");
+    const std::vector<target> targets = resolve_targets(p.positional);
 
     int status = exit_ok;
     for (const target& t : targets) {

@@ -10,6 +10,7 @@
 #include "demo_plan.hpp"
 #include "demo_segments.hpp"
 #include "demo_verify.hpp"
+#include "parse.hpp"
 
 #include <boost/program_options.hpp>
 
@@ -53,22 +54,20 @@ int run_demo(const args& a, std::ostream& out, std::ostream& err)
         "rounds", po::value(&rounds), "rounds per worker, 2 to 1000000 (default 2000)")(
         "seed", po::value<std::uint64_t>(), "chooses the victim, its round and the freezes' delays (default: random)")(
         "quiet,q", "print only the last line (and, on stderr, what failed)");
-    po::variables_map vm;
-    const po::positional_options_description none; // a stray argument is an error, not ignored
-    po::store(po::command_line_parser(a).options(opts).positional(none).run(), vm);
-    po::notify(vm);
-    if (vm.count("help")) {
+    const parsed_args cmdline = parse_command_args(a, opts); // no operand: a stray argument is an error, not ignored
+    if (cmdline.help) {
         out << demo_help << "\n" << opts;
         return exit_ok;
     }
     if (workers < 2 || workers > 64) throw usage_error("demo: --workers must be 2 to 64");
     if (rounds < 2 || rounds > 1000000) throw usage_error("demo: --rounds must be 2 to 1000000");
-    const bool quiet = vm.count("quiet") > 0;
+    const bool quiet = cmdline.vm.count("quiet") > 0;
 
     demo::plan p;
     p.workers = workers;
     p.rounds = rounds;
-    p.seed = vm.count("seed") ? vm["seed"].as<std::uint64_t>() : (std::uint64_t{std::random_device{}()} << 32 | std::random_device{}());
+    p.seed = cmdline.vm.count("seed") ? cmdline.vm["seed"].as<std::uint64_t>()
+                                      : (std::uint64_t{std::random_device{}()} << 32 | std::random_device{}());
     p.prefix = "shmkit-demo-" + std::to_string(::getpid()) + "-";
     std::mt19937_64 rng(p.seed);
     p.victim = std::uniform_int_distribution<int>(0, workers - 1)(rng);

@@ -2,6 +2,7 @@
 // finds (shmkit::inspect): header, attached processes and their liveness,
 // locks, and a summary of the structure.
 #include "command.hpp"
+#include "parse.hpp"
 #include "target.hpp"
 
 #include <boost/program_options.hpp>
@@ -162,22 +163,14 @@ int run_info(const args& a, std::ostream& out, std::ostream&)
 {
     po::options_description opts("options");
     opts.add_options()("help,h", "this text")("json", "machine-readable output: one JSON object");
-    po::options_description hidden;
-    hidden.add_options()("target", po::value<std::string>());
-    po::options_description all;
-    all.add(opts).add(hidden);
-    po::positional_options_description pos;
-    pos.add("target", 1);
-    po::variables_map vm;
-    po::store(po::command_line_parser(a).options(all).positional(pos).run(), vm);
-    po::notify(vm);
-    if (vm.count("help")) {
+    const parsed_args p = parse_command_args(a, opts, "target", 1);
+    if (p.help) {
         out << info_help << "\n" << opts;
         return exit_ok;
     }
-    if (!vm.count("target")) throw usage_error("info: expected a TARGET");
-    const segment_report r = inspect_target(resolve_target(vm["target"].as<std::string>()));
-    if (vm.count("json")) {
+    if (p.positional.empty()) throw usage_error("info: expected a TARGET");
+    const segment_report r = inspect_target(resolve_target(p.positional[0]));
+    if (p.vm.count("json")) {
         json_writer j(out);
         write_json(j, r);
         out << "\n";

@@ -1,6 +1,7 @@
 // shmkit ls [DIR...] [--json]: every shmkit segment in /dev/shm (or the
 // given directories), one line each, read-only.
 #include "command.hpp"
+#include "parse.hpp"
 #include "target.hpp"
 
 #include <shmkit/error.hpp>
@@ -158,28 +159,19 @@ int run_ls(const args& a, std::ostream& out, std::ostream& err)
 {
     po::options_description opts("options");
     opts.add_options()("help,h", "this text")("json", "machine-readable output: a JSON array of objects");
-    po::options_description hidden;
-    hidden.add_options()("dir", po::value<std::vector<std::string>>());
-    po::options_description all;
-    all.add(opts).add(hidden);
-    po::positional_options_description pos;
-    pos.add("dir", -1);
-    po::variables_map vm;
-    po::store(po::command_line_parser(a).options(all).positional(pos).run(), vm);
-    po::notify(vm);
-    if (vm.count("help")) {
+    const parsed_args p = parse_command_args(a, opts, "dir", unlimited);
+    if (p.help) {
         out << ls_help << "\n" << opts;
         return exit_ok;
     }
-    const std::vector<std::string> dirs =
-        vm.count("dir") ? vm["dir"].as<std::vector<std::string>>() : std::vector<std::string>{shm_dir};
+    const std::vector<std::string> dirs = p.positional.empty() ? std::vector<std::string>{shm_dir} : p.positional;
     std::vector<listed> found;
     bool all_read = true;
     for (const std::string& d : dirs) {
         if (d.empty()) throw usage_error("ls: empty directory name");
         all_read &= list_dir(d, found, err);
     }
-    if (vm.count("json")) print_json(out, found);
+    if (p.vm.count("json")) print_json(out, found);
     else print_table(out, found);
     out.flush();
     return all_read && out ? exit_ok : exit_problem;

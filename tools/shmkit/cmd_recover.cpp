@@ -4,6 +4,7 @@
 // kv_store's or share's repair (through their own locking, which repairs).
 #include "command.hpp"
 #include "data_common.hpp"
+#include "parse.hpp"
 #include "target.hpp"
 
 #include <shmkit/kv_store.hpp>
@@ -199,22 +200,16 @@ int run_recover(const args& a, std::ostream& out, std::ostream& err)
 {
     po::options_description opts("options");
     opts.add_options()("help,h", "this text")("wait", po::value<double>()->default_value(5.0), "seconds to wait for each lock");
-    po::options_description all;
-    all.add(opts).add_options()("target", po::value<std::vector<std::string>>());
-    po::positional_options_description pos;
-    pos.add("target", -1);
-    po::variables_map vm;
-    po::store(po::command_line_parser(a).options(all).positional(pos).run(), vm);
-    if (vm.count("help")) {
+    const parsed_args p = parse_command_args(a, opts, "target", unlimited);
+    if (p.help) {
         out << recover_help;
         return exit_ok;
     }
-    if (!vm.count("target")) throw usage_error("recover: no TARGET");
-    const double w = vm["wait"].as<double>();
+    if (p.positional.empty()) throw usage_error("recover: no TARGET");
+    const double w = p.vm["wait"].as<double>();
     if (!(w >= 0 && w <= 86400)) throw usage_error("recover: --wait must be 0 to 86400 seconds");
     const auto wait = std::chrono::milliseconds(static_cast<long long>(w * 1000));
-    std::vector<target> targets;
-    for (const auto& s : vm["target"].as<std::vector<std::string>>()) targets.push_back(resolve_target(s));
+    const std::vector<target> targets = resolve_targets(p.positional);
 
     int status = exit_ok;
     for (const target& t : targets) {

@@ -2,6 +2,7 @@
 // table, a share with its value segment), refusing those that live
 // processes are attached to unless --force.
 #include "command.hpp"
+#include "parse.hpp"
 #include "target.hpp"
 
 #include <shmkit/error.hpp>
@@ -103,20 +104,14 @@ int run_rm(const args& a, std::ostream& out, std::ostream& err)
 {
     po::options_description opts("options");
     opts.add_options()("help,h", "this text")("force", "remove segments that live processes are attached to");
-    po::options_description all;
-    all.add(opts).add_options()("target", po::value<std::vector<std::string>>());
-    po::positional_options_description pos;
-    pos.add("target", -1);
-    po::variables_map vm;
-    po::store(po::command_line_parser(a).options(all).positional(pos).run(), vm);
-    if (vm.count("help")) {
+    const parsed_args p = parse_command_args(a, opts, "target", unlimited);
+    if (p.help) {
         out << rm_help;
         return exit_ok;
     }
-    if (!vm.count("target")) throw usage_error("rm: no TARGET");
-    const bool force = vm.count("force") != 0;
-    std::vector<target> targets;
-    for (const auto& s : vm["target"].as<std::vector<std::string>>()) targets.push_back(resolve_target(s));
+    if (p.positional.empty()) throw usage_error("rm: no TARGET");
+    const bool force = p.vm.count("force") != 0;
+    const std::vector<target> targets = resolve_targets(p.positional);
 
     int status = exit_ok;
     for (const target& t : targets) {

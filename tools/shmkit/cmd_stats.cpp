@@ -4,6 +4,7 @@
 // every interval, until interrupted (SIGINT, SIGTERM) or N times.
 // Both read the segment with shmkit::inspect: nothing in it changes.
 #include "command.hpp"
+#include "parse.hpp"
 #include "target.hpp"
 
 #include <boost/program_options.hpp>
@@ -181,27 +182,19 @@ stats_args parse(const args& a, bool watch, std::ostream& out)
     if (watch)
         opts.add_options()("interval", po::value(&s.interval), "seconds between rounds (default 1)")(
             "count", po::value(&s.count), "stop after N rounds (default: until interrupted)");
-    po::options_description hidden;
-    hidden.add_options()("target", po::value<std::string>());
-    po::options_description all;
-    all.add(opts).add(hidden);
-    po::positional_options_description pos;
-    pos.add("target", 1);
-    po::variables_map vm;
-    po::store(po::command_line_parser(a).options(all).positional(pos).run(), vm);
-    po::notify(vm);
-    s.help = vm.count("help") > 0;
+    const parsed_args p = parse_command_args(a, opts, "target", 1);
+    s.help = p.help;
     if (s.help) {
         out << (watch ? watch_help : stats_help) << "\n" << opts;
         return s;
     }
     const char* cmd = watch ? "watch" : "stats";
-    if (!vm.count("target")) throw usage_error(std::string(cmd) + ": expected a TARGET");
+    if (p.positional.empty()) throw usage_error(std::string(cmd) + ": expected a TARGET");
     if (!(s.interval > 0) || !std::isfinite(s.interval) || s.interval > 86400)
         throw usage_error("watch: --interval must be more than 0 and at most 86400 seconds");
-    if (vm.count("count") && s.count == 0) throw usage_error("watch: --count must be at least 1");
-    s.prometheus = vm.count("prometheus") > 0;
-    s.t = resolve_target(vm["target"].as<std::string>());
+    if (p.vm.count("count") && s.count == 0) throw usage_error("watch: --count must be at least 1");
+    s.prometheus = p.vm.count("prometheus") > 0;
+    s.t = resolve_target(p.positional[0]);
     return s;
 }
 

@@ -6,6 +6,7 @@
 #define SHMKIT_TOOLS_DATA_COMMON_HPP
 
 #include "command.hpp"
+#include "parse.hpp"
 
 #include <shmkit/detail/header.hpp>
 
@@ -200,11 +201,6 @@ void write_bytes(std::ostream& out, std::string_view s);
 /// are positional arguments, never options; long options only, plus -h for
 /// --help; "--" ends the options. Throws boost::program_options errors
 /// (exit 2 in main()).
-struct parsed_args {
-    boost::program_options::variables_map vm;
-    std::vector<std::string> positional;
-    bool help = false;
-};
 parsed_args parse_args(const args& a, const boost::program_options::options_description& opts);
 
 /// Permission bits from --mode (octal, at most 777). Throws usage_error.

@@ -77,6 +77,13 @@ target resolve_target(const std::string& text)
     return t;
 }
 
+std::vector<target> resolve_targets(const std::vector<std::string>& texts)
+{
+    std::vector<target> targets;
+    for (const std::string& text : texts) targets.push_back(resolve_target(text));
+    return targets;
+}
+
 shmkit::segment_report inspect_target(const target& t)
 {
     if (t.how == target::form::path) return shmkit::inspect(t.text);

@@ -48,6 +48,11 @@ std::string labelled(const std::string& label, std::string what);
 /// share key.
 target resolve_target(const std::string& text);
 
+/// resolve_target() of each TARGET, in order. The commands taking several
+/// resolve them all before acting on any, so that a bad one is a usage
+/// error with nothing done yet.
+std::vector<target> resolve_targets(const std::vector<std::string>& texts);
+
 /// A share KEY as `shmkit share` reads it: a decimal number, 0x...
 /// hexadecimal (32 bits), or a string of 1 to 4 bytes (shmkit::share_key).
 /// Throws usage_error.
