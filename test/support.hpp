@@ -7,6 +7,7 @@
 
 #include <shmkit/error.hpp>
 
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -15,6 +16,8 @@
 #include <functional>
 #include <iterator>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include <fcntl.h>
@@ -24,10 +27,21 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 namespace test {
+
+/// A key (System V IPC, shmkit::share) no other test uses: `top` as its top
+/// byte (each suite has its own), the low 16 bits of the PID, then a counter
+/// of this process times `step` (a test may use the `step` keys from it).
+inline key_t unique_key(unsigned top, unsigned step = 1)
+{
+    static unsigned counter = 0;
+    return static_cast<key_t>(top << 24 | (static_cast<unsigned>(::getpid()) & 0xffffu) << 8 |
+                              (counter++ & 0xffu) * step);
+}
 
 /// A fresh directory under /tmp, removed with everything in it on scope exit.
 class scratch_dir {
@@ -97,7 +111,51 @@ struct pipe_pair {
         do { r = ::read(rd, &c, 1); } while (r < 0 && errno == EINTR);
         return r == 1 ? c : 0;
     }
+    /// Reads one byte, waiting at most `limit`; returns 0 on EOF or timeout.
+    char receive(std::chrono::milliseconds limit) const
+    {
+        struct pollfd p = {rd, POLLIN, 0};
+        int r;
+        do { r = ::poll(&p, 1, static_cast<int>(limit.count())); } while (r < 0 && errno == EINTR);
+        return r > 0 ? receive() : 0;
+    }
 };
+
+/// Reaps process `pid` (a child of this process), waiting at most `limit`;
+/// kills it if it overruns. Returns the exit status, 128 + signal, or -1 on
+/// overrun.
+inline int wait_for_exit(pid_t pid, std::chrono::milliseconds limit)
+{
+    int status = 0;
+    // pidfd + poll: wakes exactly when the child exits, bounded by `limit`.
+    const int pfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (pfd >= 0) {
+        struct pollfd p = {pfd, POLLIN, 0};
+        int r;
+        do { r = ::poll(&p, 1, static_cast<int>(limit.count())); } while (r < 0 && errno == EINTR);
+        ::close(pfd);
+        if (r == 0) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+            return -1;
+        }
+        ::waitpid(pid, &status, 0);
+    } else {
+        // No pidfd (a kernel before 5.3): looks for the exit every 5 ms.
+        const auto deadline = std::chrono::steady_clock::now() + limit;
+        while (::waitpid(pid, &status, WNOHANG) == 0) {
+            if (std::chrono::steady_clock::now() >= deadline) {
+                ::kill(pid, SIGKILL);
+                ::waitpid(pid, &status, 0);
+                return -1;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(5)); // polling an exit, not ordering processes
+        }
+    }
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return -2;
+}
 
 /// A forked child running `body`; its exit status is the body's return
 /// value (or 99 if it threw). Killed and reaped on scope exit if still running.
@@ -144,26 +202,7 @@ public:
     /// Returns the exit status, 128 + signal, or -1 on overrun.
     int wait(std::chrono::milliseconds limit = std::chrono::seconds(60))
     {
-        // pidfd + poll: wakes exactly when the child exits, bounded by `limit`.
-        int status = 0;
-        const int pfd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
-        if (pfd >= 0) {
-            struct pollfd p = {pfd, POLLIN, 0};
-            int r;
-            do { r = ::poll(&p, 1, static_cast<int>(limit.count())); } while (r < 0 && errno == EINTR);
-            ::close(pfd);
-            if (r == 0) {
-                ::kill(pid_, SIGKILL);
-                ::waitpid(pid_, &status, 0);
-                pid_ = -1;
-                return -1;
-            }
-        }
-        ::waitpid(pid_, &status, 0);
-        pid_ = -1;
-        if (WIFEXITED(status)) return WEXITSTATUS(status);
-        if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-        return -2;
+        return wait_for_exit(std::exchange(pid_, -1), limit);
     }
 
 private:
@@ -179,16 +218,24 @@ T* shared_scratch(std::size_t n = 1)
     return static_cast<T*>(p);
 }
 
-/// The error code of the shmkit::error `f` throws, or 0 if it throws none.
-inline int error_code_of(const std::function<void()>& f)
+/// The error code and message of the shmkit::error `f` throws (0 and
+/// nothing if it throws none).
+struct thrown {
+    int code = 0;
+    std::string what;
+};
+inline thrown error_of(const std::function<void()>& f)
 {
     try {
         f();
     } catch (const shmkit::error& e) {
-        return e.code().value();
+        return {e.code().value(), e.what()};
     }
-    return 0;
+    return {};
 }
+
+/// The error code of the shmkit::error `f` throws, or 0 if it throws none.
+inline int error_code_of(const std::function<void()>& f) { return error_of(f).code; }
 
 inline std::string read_file(const std::string& path)
 {
@@ -200,6 +247,21 @@ inline void write_file(const std::string& path, const std::string& bytes)
 {
     std::ofstream f(path, std::ios::binary | std::ios::trunc);
     f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+/// Best effort: waits (at most `limit`) until process `pid` sleeps, so that a
+/// child about to block in a lock is likely blocked in it. Nothing may depend
+/// on it: the assertions after it must hold whether or not it has.
+inline void until_sleeping(pid_t pid, std::chrono::milliseconds limit = std::chrono::seconds(2))
+{
+    const auto end = std::chrono::steady_clock::now() + limit;
+    const std::string path = "/proc/" + std::to_string(pid) + "/stat";
+    while (std::chrono::steady_clock::now() < end) {
+        const std::string st = read_file(path);
+        const auto paren = st.rfind(')');
+        if (paren != std::string::npos && paren + 2 < st.size() && st[paren + 2] == 'S') return;
+        std::this_thread::yield();
+    }
 }
 
 } // namespace test

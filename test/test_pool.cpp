@@ -1054,28 +1054,31 @@ BOOST_AUTO_TEST_CASE(opening_another_raw_slot_size_is_refused)
                    {"slot size is 16, expected 32"});
 }
 
-BOOST_AUTO_TEST_CASE(opening_another_str_max_length_is_refused)
+/// Opening a str_pool of 4 strings of at most 8 bytes asking `asked` as the
+/// maximum length is refused with type_mismatch, naming both lengths, and
+/// changes nothing.
+void check_str_max_length_refused(std::size_t asked)
 {
     test::scratch_dir dir;
     const std::string path = dir / "s";
     str_pool s(shmkit::create_only, path, 4, 8);
+    expect_refused(path, [&] { str_pool(shmkit::open_or_create, path, 4, asked); }, shmkit::errc::type_mismatch,
+                   {"maximum length is 8, expected " + std::to_string(asked)});
+    BOOST_TEST(s.max_length() == 8u);
+}
+
+BOOST_AUTO_TEST_CASE(opening_another_str_max_length_is_refused)
+{
     // The maximum length is the header's element size: refused by the
     // header check, naming both lengths.
-    expect_refused(path, [&] { str_pool(shmkit::open_or_create, path, 4, 16); }, shmkit::errc::type_mismatch,
-                   {"maximum length is 8, expected 16"});
-    BOOST_TEST(s.max_length() == 8u);
+    check_str_max_length_refused(16);
 }
 
 // 4 + 5 and 4 + 8 both round to a slot size of 12: the maximum length
 // itself must be compared, before anything is written to the file.
 BOOST_AUTO_TEST_CASE(opening_another_str_max_length_of_the_same_slot_size_is_refused)
 {
-    test::scratch_dir dir;
-    const std::string path = dir / "s";
-    str_pool s(shmkit::create_only, path, 4, 8);
-    expect_refused(path, [&] { str_pool(shmkit::open_or_create, path, 4, 5); }, shmkit::errc::type_mismatch,
-                   {"maximum length is 8, expected 5"});
-    BOOST_TEST(s.max_length() == 8u);
+    check_str_max_length_refused(5);
 }
 
 BOOST_AUTO_TEST_CASE(capacity_or_size_zero_is_invalid)

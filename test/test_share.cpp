@@ -16,7 +16,7 @@
 // use and on scope exit. Children are forked (test::child), ordered by pipes
 // and report through their exit codes; nothing waits on a sleep.
 #define BOOST_TEST_MODULE share
-#include "support.hpp"
+#include "share_support.hpp"
 
 #include <shmkit/share.hpp>
 
@@ -29,14 +29,12 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
-#include <memory>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include <dirent.h>
@@ -46,6 +44,8 @@
 using namespace std::chrono_literals;
 using shmkit::share;
 using shmkit::share_options;
+using test::first_difference;
+using test::pattern;
 namespace utf = boost::unit_test;
 
 namespace {
@@ -54,13 +54,6 @@ constexpr std::size_t KiB = 1024;
 constexpr std::size_t MiB = 1024 * 1024;
 
 // ---- Helpers -------------------------------------------------------------------
-
-/// A key no other test (of this process or another) uses.
-key_t next_key()
-{
-    static unsigned counter = 0;
-    return static_cast<key_t>(0x5a000000u | (static_cast<unsigned>(::getpid()) & 0xffffu) << 8 | (counter++ & 0xffu));
-}
 
 /// The names in /dev/shm that begin with `prefix` (all of them when `exact`
 /// is false; only `prefix` itself when true).
@@ -88,6 +81,22 @@ std::string permissions(const struct stat& st)
     return b;
 }
 
+/// Checks that the share of `key` has value segments, each with the
+/// permission bits `bits` ("0640").
+void check_value_segment_permissions(key_t key, const std::string& bits)
+{
+    const auto segs = value_segments(key);
+    BOOST_TEST_REQUIRE(segs.size() >= 1u);
+    for (const auto& n : segs) {
+        BOOST_TEST_CONTEXT(n)
+        {
+            struct stat st {};
+            BOOST_TEST_REQUIRE(::stat(("/dev/shm/" + n).c_str(), &st) == 0);
+            BOOST_TEST(permissions(st) == bits);
+        }
+    }
+}
+
 bool root_exists(key_t key) { return !shm_names(share::native_name(key), true).empty(); }
 
 /// Owns a key: the share of that key is removed before use (a leftover of a
@@ -95,7 +104,7 @@ bool root_exists(key_t key) { return !shm_names(share::native_name(key), true).e
 /// /dev/shm are unlinked too, so a failing test leaves nothing behind.
 class share_guard {
 public:
-    share_guard() : share_guard(next_key()) {}
+    share_guard() : share_guard(test::unique_key(0x5a)) {} // a key no other test uses
     explicit share_guard(key_t key) : key_(key) { clean(); }
     ~share_guard() { clean(); }
     share_guard(const share_guard&) = delete;
@@ -134,53 +143,6 @@ share_options created_with_size(std::size_t size)
     return o;
 }
 
-/// `n` bytes that depend on `n` and on the position: every byte value,
-/// NULs included (every 97th byte is one).
-std::string pattern(std::size_t n)
-{
-    std::string s(n, '\0');
-    std::uint64_t x = 0x9e3779b97f4a7c15ull ^ (std::uint64_t(n) * 0xbf58476d1ce4e5b9ull);
-    for (std::size_t i = 0; i < n; ++i) {
-        x = x * 6364136223846793005ull + 1442695040888963407ull;
-        s[i] = static_cast<char>(i % 97 == 0 ? 0 : x >> 56);
-    }
-    return s;
-}
-
-/// Where two byte strings first differ (for messages), or -1.
-long long first_difference(std::string_view a, std::string_view b)
-{
-    const std::size_t n = std::min(a.size(), b.size());
-    for (std::size_t i = 0; i < n; ++i)
-        if (a[i] != b[i]) return static_cast<long long>(i);
-    return a.size() == b.size() ? -1 : static_cast<long long>(n);
-}
-
-/// Reads one byte from `p`, waiting at most `limit`; 0 on EOF or timeout.
-char receive(const test::pipe_pair& p, std::chrono::milliseconds limit = 30s)
-{
-    struct pollfd pfd = {p.rd, POLLIN, 0};
-    int r;
-    do { r = ::poll(&pfd, 1, static_cast<int>(limit.count())); } while (r < 0 && errno == EINTR);
-    if (r <= 0) return 0;
-    return p.receive();
-}
-
-/// The shared-memory error code and message of what `f` throws.
-struct thrown {
-    int code = 0;
-    std::string what;
-};
-thrown error_of(const std::function<void()>& f)
-{
-    try {
-        f();
-    } catch (const shmkit::error& e) {
-        return {e.code().value(), e.what()};
-    }
-    return {};
-}
-
 /// In a forked child: opens the share of `key` (its own handle) and tries
 /// lock(flags | lock_nb). Returns 1 if it got the lock, 0 if not, 99 if
 /// something threw, -1 if the child did not finish.
@@ -195,21 +157,6 @@ int other_process_gets(key_t key, int flags)
     return c.wait(30s);
 }
 
-/// Best effort: waits (at most `limit`) until process `pid` sleeps, so that a
-/// child about to block in a lock is likely blocked in it. Nothing depends
-/// on it: the assertions after it hold whether or not it has.
-void until_sleeping(pid_t pid, std::chrono::milliseconds limit = 2s)
-{
-    const auto end = std::chrono::steady_clock::now() + limit;
-    const std::string path = "/proc/" + std::to_string(pid) + "/stat";
-    while (std::chrono::steady_clock::now() < end) {
-        const std::string st = test::read_file(path);
-        const auto paren = st.rfind(')');
-        if (paren != std::string::npos && paren + 2 < st.size() && st[paren + 2] == 'S') return;
-        std::this_thread::yield();
-    }
-}
-
 /// An anonymous shared int for children to report through; unmapped on
 /// scope exit.
 struct shared_flag {
@@ -217,6 +164,41 @@ struct shared_flag {
     shared_flag() { p->store(0); }
     ~shared_flag() { ::munmap(p, sizeof *p); }
     std::atomic<int>& operator*() const { return *p; }
+};
+
+/// This process holds lock_ex on a fresh share (`s`) while a child process
+/// (`waiter`), with a handle of its own, blocks in lock(mode). Once it has the
+/// lock the child sets acquired(), checks that it holds `mode` and sees
+/// "parent" (what the parent stored before unlocking), runs `under_lock`
+/// and unlocks; its exit status says which check failed.
+struct blocked_waiter {
+    share_guard g;
+    share s{g.key(), created()};
+    shared_flag flag;
+    test::pipe_pair to_parent;
+    std::optional<test::child> waiter;
+
+    explicit blocked_waiter(int mode, const std::function<void(share&)>& under_lock = {})
+    {
+        BOOST_TEST_REQUIRE(s.lock(share::lock_ex));
+        const key_t key = g.key();
+        waiter.emplace([&] {
+            share mine(key);
+            to_parent.send('r');
+            if (!mine.lock(mode)) return 1;
+            *flag = 1;
+            if (mine.held() != mode) return 2;
+            if (mine.fetch() != "parent") return 3; // what the parent stored before unlocking
+            if (under_lock) under_lock(mine);
+            mine.unlock();
+            return 0;
+        });
+        BOOST_TEST_REQUIRE(to_parent.receive(30s) == 'r');
+        test::until_sleeping(waiter->pid());
+    }
+
+    /// 1 once the child has the lock.
+    int acquired() const { return (*flag).load(); }
 };
 
 /// The round trip of one value: stores it through one handle, reads it back
@@ -237,12 +219,8 @@ void check_round_trip(std::size_t size)
         BOOST_TEST(s.version() == v0 + 1);
         BOOST_TEST(other.version() == v0 + 1);
 
-        const std::string got = s.fetch();
-        BOOST_TEST(got.size() == size);
-        BOOST_TEST(first_difference(got, v) == -1);
-        const std::string got_other = other.fetch();
-        BOOST_TEST(got_other.size() == size);
-        BOOST_TEST(first_difference(got_other, v) == -1);
+        test::check_fetches(s, v);
+        test::check_fetches(other, v);
 
         const std::size_t segments = size <= 65536 ? 1 : 2;
         BOOST_TEST(s.num_segments() == segments);
@@ -375,7 +353,7 @@ BOOST_AUTO_TEST_SUITE(opening)
 BOOST_AUTO_TEST_CASE(a_missing_share_without_create_is_enoent_naming_create)
 {
     share_guard g;
-    const thrown t = error_of([&] { share s(g.key()); });
+    const test::thrown t = test::error_of([&] { share s(g.key()); });
     BOOST_TEST(t.code == ENOENT);
     BOOST_TEST(t.what.find("create") != std::string::npos, t.what);
     BOOST_TEST(!root_exists(g.key()));
@@ -457,19 +435,11 @@ BOOST_AUTO_TEST_CASE(the_share_gets_exactly_the_permission_bits_asked_whatever_t
     share_guard g;
     share_options o = created();
     o.mode = 0640;
-    const mode_t old = ::umask(0077);
-    std::unique_ptr<share> s;
-    try {
-        s = std::make_unique<share>(g.key(), o);
-    } catch (...) {
-        ::umask(old);
-        throw;
-    }
-    ::umask(old);
+    share s = test::share_under_umask(0077, g.key(), o);
     struct stat st {};
     BOOST_TEST_REQUIRE(::stat(g.path().c_str(), &st) == 0);
     BOOST_TEST(permissions(st) == "0640");
-    BOOST_TEST(s->mode() == mode_t(0640));
+    BOOST_TEST(s.mode() == mode_t(0640));
 
     share_guard g2;
     share d(g2.key(), created());
@@ -484,16 +454,7 @@ BOOST_AUTO_TEST_CASE(a_value_segment_made_by_the_creator_has_the_shares_permissi
     o.mode = 0640;
     share s(g.key(), o);
     s.store(pattern(MiB));
-    const auto segs = value_segments(g.key());
-    BOOST_TEST_REQUIRE(segs.size() >= 1u);
-    for (const auto& n : segs) {
-        BOOST_TEST_CONTEXT(n)
-        {
-            struct stat st {};
-            BOOST_TEST_REQUIRE(::stat(("/dev/shm/" + n).c_str(), &st) == 0);
-            BOOST_TEST(permissions(st) == "0640");
-        }
-    }
+    check_value_segment_permissions(g.key(), "0640");
 }
 
 BOOST_AUTO_TEST_CASE(a_value_segment_made_by_an_attached_handle_has_the_shares_permission_bits)
@@ -508,16 +469,7 @@ BOOST_AUTO_TEST_CASE(a_value_segment_made_by_an_attached_handle_has_the_shares_p
     share s(g.key(), o);
     share attached(g.key());
     attached.store(pattern(MiB));
-    const auto segs = value_segments(g.key());
-    BOOST_TEST_REQUIRE(segs.size() >= 1u);
-    for (const auto& n : segs) {
-        BOOST_TEST_CONTEXT(n)
-        {
-            struct stat st {};
-            BOOST_TEST_REQUIRE(::stat(("/dev/shm/" + n).c_str(), &st) == 0);
-            BOOST_TEST(permissions(st) == "0640");
-        }
-    }
+    check_value_segment_permissions(g.key(), "0640");
 }
 
 BOOST_AUTO_TEST_CASE(size_is_at_least_the_hint_and_an_attaching_handle_keeps_the_creators)
@@ -616,13 +568,13 @@ BOOST_AUTO_TEST_CASE(the_version_counts_every_store_seen_from_another_process, *
         share mine(key);
         if (mine.version() != expected) return 1;
         to_parent.send();
-        if (receive(to_child) != 'x') return 2;
+        if (to_child.receive(30s) != 'x') return 2;
         if (mine.version() != expected + 3) return 3; // the parent's three stores
         mine.store("from the child");
         if (mine.version() != expected + 4) return 4;
         return 0;
     });
-    BOOST_TEST_REQUIRE(receive(to_parent) == 'x');
+    BOOST_TEST_REQUIRE(to_parent.receive(30s) == 'x');
     s.store("a");
     s.store(pattern(2 * MiB));
     s.store("b");
@@ -738,13 +690,13 @@ BOOST_AUTO_TEST_CASE(while_one_process_holds_lock_ex_another_gets_no_lock_until_
         if (mine.try_lock() || mine.try_lock_shared()) return 7;
         if (mine.held() != 0) return 8;
         to_parent.send();
-        if (receive(to_child) != 'u') return 9;
+        if (to_child.receive(30s) != 'u') return 9;
         if (!mine.lock(share::lock_ex | share::lock_nb)) return 10;
         if (mine.held() != share::lock_ex) return 11;
         mine.unlock();
         return 0;
     });
-    BOOST_TEST_REQUIRE(receive(to_parent) == 'x');
+    BOOST_TEST_REQUIRE(to_parent.receive(30s) == 'x');
     BOOST_TEST(s.held() == share::lock_ex); // still
     s.unlock();
     BOOST_TEST(s.held() == 0);
@@ -763,13 +715,13 @@ BOOST_AUTO_TEST_CASE(a_forked_child_using_the_inherited_handle_does_not_hold_the
         if (s.lock(share::lock_ex | share::lock_nb)) return 2;
         if (s.lock(share::lock_sh | share::lock_nb)) return 3;
         to_parent.send();
-        if (receive(to_child) != 'u') return 4;
+        if (to_child.receive(30s) != 'u') return 4;
         if (!s.lock(share::lock_ex | share::lock_nb)) return 5;
         s.store("child");
         s.unlock();
         return 0;
     });
-    BOOST_TEST_REQUIRE(receive(to_parent) == 'x');
+    BOOST_TEST_REQUIRE(to_parent.receive(30s) == 'x');
     s.unlock();
     to_child.send('u');
     BOOST_TEST(c.wait() == 0);
@@ -799,13 +751,13 @@ BOOST_AUTO_TEST_CASE(while_one_process_holds_lock_sh_another_gets_lock_sh_but_no
         mine.unlock_shared();
         if (mine.held() != 0) return 8;
         to_parent.send();
-        if (receive(to_child) != 'u') return 9;
+        if (to_child.receive(30s) != 'u') return 9;
         if (!mine.lock(share::lock_ex | share::lock_nb)) return 10;
         mine.store("child");
         mine.unlock();
         return 0;
     });
-    BOOST_TEST_REQUIRE(receive(to_parent) == 'x');
+    BOOST_TEST_REQUIRE(to_parent.receive(30s) == 'x');
     BOOST_TEST(s.held() == share::lock_sh);
     BOOST_TEST(s.fetch() == "shared");
     s.unlock();
@@ -817,62 +769,26 @@ BOOST_AUTO_TEST_CASE(while_one_process_holds_lock_sh_another_gets_lock_sh_but_no
 
 BOOST_AUTO_TEST_CASE(a_process_blocked_in_lock_ex_gets_it_when_the_holder_unlocks, *utf::timeout(60))
 {
-    share_guard g;
-    share s(g.key(), created());
-    BOOST_TEST_REQUIRE(s.lock(share::lock_ex));
-    shared_flag acquired;
-
-    const key_t key = g.key();
-    test::pipe_pair to_parent;
-    test::child c([&] {
-        share mine(key);
-        to_parent.send('r');
-        if (!mine.lock(share::lock_ex)) return 1;
-        *acquired = 1;
-        if (mine.held() != share::lock_ex) return 2;
-        if (mine.fetch() != "parent") return 3; // what the parent stored before unlocking
-        mine.store("child");
-        mine.unlock();
-        return 0;
-    });
-    BOOST_TEST_REQUIRE(receive(to_parent) == 'r');
-    until_sleeping(c.pid());
-    BOOST_TEST((*acquired).load() == 0); // not while the parent holds it
-    s.store("parent");
-    BOOST_TEST((*acquired).load() == 0);
-    s.unlock();
-    BOOST_TEST(c.wait() == 0);
-    BOOST_TEST((*acquired).load() == 1);
-    BOOST_TEST(s.fetch() == "child");
-    BOOST_TEST(s.version() == 3u);
+    // The child stores "child" under the lock it gets.
+    blocked_waiter w(share::lock_ex, [](share& mine) { mine.store("child"); });
+    BOOST_TEST(w.acquired() == 0); // not while the parent holds it
+    w.s.store("parent");
+    BOOST_TEST(w.acquired() == 0);
+    w.s.unlock();
+    BOOST_TEST(w.waiter->wait() == 0);
+    BOOST_TEST(w.acquired() == 1);
+    BOOST_TEST(w.s.fetch() == "child");
+    BOOST_TEST(w.s.version() == 3u);
 }
 
 BOOST_AUTO_TEST_CASE(a_process_blocked_in_lock_sh_gets_it_when_the_writer_unlocks, *utf::timeout(60))
 {
-    share_guard g;
-    share s(g.key(), created());
-    BOOST_TEST_REQUIRE(s.lock(share::lock_ex));
-    shared_flag acquired;
-
-    const key_t key = g.key();
-    test::pipe_pair to_parent;
-    test::child c([&] {
-        share mine(key);
-        to_parent.send('r');
-        if (!mine.lock(share::lock_sh)) return 1;
-        *acquired = 1;
-        if (mine.held() != share::lock_sh) return 2;
-        if (mine.fetch() != "parent") return 3;
-        mine.unlock();
-        return 0;
-    });
-    BOOST_TEST_REQUIRE(receive(to_parent) == 'r');
-    until_sleeping(c.pid());
-    BOOST_TEST((*acquired).load() == 0);
-    s.store("parent");
-    s.unlock();
-    BOOST_TEST(c.wait() == 0);
-    BOOST_TEST((*acquired).load() == 1);
+    blocked_waiter w(share::lock_sh);
+    BOOST_TEST(w.acquired() == 0);
+    w.s.store("parent");
+    w.s.unlock();
+    BOOST_TEST(w.waiter->wait() == 0);
+    BOOST_TEST(w.acquired() == 1);
 }
 
 BOOST_AUTO_TEST_CASE(held_reports_the_mode_the_caller_holds, *utf::timeout(60))
@@ -1105,11 +1021,11 @@ BOOST_AUTO_TEST_CASE(a_timed_lock_gets_a_free_lock_and_times_out_on_a_held_one, 
         share mine(key);
         if (!mine.lock(share::lock_ex)) return 1;
         to_parent.send();
-        if (receive(to_child) != 'x') return 2;
+        if (to_child.receive(30s) != 'x') return 2;
         mine.unlock();
         return 0;
     });
-    BOOST_TEST_REQUIRE(receive(to_parent) == 'x');
+    BOOST_TEST_REQUIRE(to_parent.receive(30s) == 'x');
     BOOST_TEST(!s.try_lock_until(std::chrono::steady_clock::now() + 30ms));
     BOOST_TEST(!s.try_lock_shared_until(std::chrono::steady_clock::now() + 30ms));
     BOOST_TEST(!s.try_lock_shared_for(30ms));
@@ -1351,9 +1267,9 @@ BOOST_AUTO_TEST_CASE(after_remove_attached_handles_refuse_stores_with_eidrm_but_
             BOOST_TEST(first_difference(other.fetch(), v) == -1); // maps what it needs
 
             BOOST_TEST(share::remove(g.key()));
-            const thrown t = error_of([&] { s.store("refused"); });
+            const test::thrown t = test::error_of([&] { s.store("refused"); });
             BOOST_TEST(t.code == EIDRM);
-            BOOST_TEST(error_of([&] { other.store(pattern(3 * MiB)); }).code == EIDRM);
+            BOOST_TEST(test::error_of([&] { other.store(pattern(3 * MiB)); }).code == EIDRM);
             BOOST_TEST(s.version() == 2u);
             BOOST_TEST(first_difference(s.fetch(), v) == -1);
             BOOST_TEST(first_difference(other.fetch(), v) == -1);
@@ -1362,7 +1278,7 @@ BOOST_AUTO_TEST_CASE(after_remove_attached_handles_refuse_stores_with_eidrm_but_
 
             // In another process, through the inherited handle.
             test::child c([&] {
-                if (error_of([&] { s.store("child"); }).code != EIDRM) return 1;
+                if (test::error_of([&] { s.store("child"); }).code != EIDRM) return 1;
                 if (s.fetch() != v) return 2;
                 return 0;
             });
@@ -1375,7 +1291,7 @@ BOOST_AUTO_TEST_CASE(after_remove_attached_handles_refuse_stores_with_eidrm_but_
             BOOST_TEST(fresh.version() == 1u);
             fresh.store("new");
             BOOST_TEST(first_difference(s.fetch(), v) == -1);
-            BOOST_TEST(error_of([&] { s.store("x"); }).code == EIDRM);
+            BOOST_TEST(test::error_of([&] { s.store("x"); }).code == EIDRM);
             BOOST_TEST(fresh.fetch() == "new");
         }
     }
@@ -1440,7 +1356,7 @@ BOOST_AUTO_TEST_CASE(four_processes_incrementing_a_counter_under_lock_ex_lose_no
             std::optional<share> own;
             if (k % 2) own.emplace(key);
             share& h = own ? *own : s;
-            if (receive(start) != 'g') return 1;
+            if (start.receive(30s) != 'g') return 1;
             for (int i = 0; i < rounds; ++i) {
                 if (!h.lock(share::lock_ex)) return 2;
                 const std::string v = h.fetch();

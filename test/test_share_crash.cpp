@@ -18,15 +18,9 @@ namespace utf = boost::unit_test;
 
 namespace {
 
-key_t unique_key()
-{
-    static int counter = 0;
-    return static_cast<key_t>(0x5c000000 | (::getpid() & 0xffff) << 8 | (counter++ & 0xff));
-}
-
 /// A share created fresh for the test, removed on scope exit.
 struct fresh_share {
-    key_t key = unique_key();
+    key_t key = test::unique_key(0x5c);
     fresh_share() { shmkit::share::remove(key); }
     ~fresh_share() { shmkit::share::remove(key); }
     shmkit::share open() const

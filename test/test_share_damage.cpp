@@ -27,15 +27,9 @@ using shmkit::share_options;
 
 namespace {
 
-key_t unique_key()
-{
-    static int counter = 0;
-    return static_cast<key_t>(0x5b000000 | (::getpid() & 0xffff) << 8 | (counter++ & 0xff) * 4);
-}
-
 /// A key whose shares (both backends) are removed before and after the test.
 struct key_guard {
-    key_t key = unique_key();
+    key_t key = test::unique_key(0x5b, 4);
     key_guard() { clear(); }
     ~key_guard() { clear(); }
     void clear() const

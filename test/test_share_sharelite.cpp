@@ -32,7 +32,7 @@
 // sleep. Every test uses keys of its own (key..key+19), and everything at
 // them is removed before the test and after it.
 #define BOOST_TEST_MODULE share_sharelite
-#include "support.hpp"
+#include "share_support.hpp"
 
 #include <shmkit/share.hpp>
 
@@ -42,14 +42,11 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
-#include <functional>
-#include <memory>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -64,6 +61,8 @@ using namespace std::chrono_literals;
 using shmkit::share;
 using shmkit::share_backend;
 using shmkit::share_options;
+using test::first_difference;
+using test::pattern;
 namespace utf = boost::unit_test;
 
 namespace {
@@ -245,19 +244,6 @@ std::size_t segment_size_of(int shmid)
 
 // ---- Values ----------------------------------------------------------------------------
 
-/// `n` bytes that depend on `n`, `seed` and the position: every byte value
-/// (when n >= a few hundred), NULs included (every 97th byte is one).
-std::string pattern(std::size_t n, unsigned seed = 0)
-{
-    std::string s(n, '\0');
-    std::uint64_t x = 0x9e3779b97f4a7c15ull ^ (std::uint64_t(n) * 0xbf58476d1ce4e5b9ull) ^ (std::uint64_t(seed) << 32);
-    for (std::size_t i = 0; i < n; ++i) {
-        x = x * 6364136223846793005ull + 1442695040888963407ull;
-        s[i] = static_cast<char>(i % 97 == 0 ? 0 : x >> 56);
-    }
-    return s;
-}
-
 /// Whether `s` holds each of the 256 byte values.
 bool has_every_byte_value(std::string_view s)
 {
@@ -266,59 +252,11 @@ bool has_every_byte_value(std::string_view s)
     return std::all_of(std::begin(seen), std::end(seen), [](bool b) { return b; });
 }
 
-/// Where two byte strings first differ (for messages), or -1.
-long long first_difference(std::string_view a, std::string_view b)
-{
-    const std::size_t n = std::min(a.size(), b.size());
-    for (std::size_t i = 0; i < n; ++i)
-        if (a[i] != b[i]) return static_cast<long long>(i);
-    return a.size() == b.size() ? -1 : static_cast<long long>(n);
-}
-
 /// ShareLite's segment count for a value of `n` bytes in `seg`-byte segments.
 std::size_t segments_for(std::size_t n, std::size_t seg = segment_bytes)
 {
     const std::size_t d = seg - 16;
     return std::max<std::size_t>(1, (n + d - 1) / d);
-}
-
-struct thrown {
-    int code = 0;
-    std::string what;
-};
-thrown error_of(const std::function<void()>& f)
-{
-    try {
-        f();
-    } catch (const shmkit::error& e) {
-        return {e.code().value(), e.what()};
-    }
-    return {};
-}
-
-/// Reads one byte from `p`, waiting at most `limit`; 0 on EOF or timeout.
-char receive(const test::pipe_pair& p, std::chrono::milliseconds limit = 30s)
-{
-    struct pollfd pfd = {p.rd, POLLIN, 0};
-    int r;
-    do { r = ::poll(&pfd, 1, static_cast<int>(limit.count())); } while (r < 0 && errno == EINTR);
-    if (r <= 0) return 0;
-    return p.receive();
-}
-
-/// Best effort: waits (at most `limit`) until process `pid` sleeps, so that a
-/// child about to block in a lock is likely blocked in it. Nothing depends
-/// on it: the assertions after it hold whether or not it has.
-void until_sleeping(pid_t pid, std::chrono::milliseconds limit = 2s)
-{
-    const auto end = std::chrono::steady_clock::now() + limit;
-    const std::string path = "/proc/" + std::to_string(pid) + "/stat";
-    while (std::chrono::steady_clock::now() < end) {
-        const std::string st = test::read_file(path);
-        const auto paren = st.rfind(')');
-        if (paren != std::string::npos && paren + 2 < st.size() && st[paren + 2] == 'S') return;
-        std::this_thread::yield();
-    }
 }
 
 // ---- A Perl process ---------------------------------------------------------------------
@@ -480,36 +418,7 @@ public:
     int wait(std::chrono::milliseconds limit = 30s)
     {
         if (pid_ <= 0) return -2;
-        int status = 0;
-        const int pfd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
-        if (pfd >= 0) {
-            struct pollfd p = {pfd, POLLIN, 0};
-            int r;
-            do { r = ::poll(&p, 1, static_cast<int>(limit.count())); } while (r < 0 && errno == EINTR);
-            ::close(pfd);
-            if (r == 0) {
-                ::kill(pid_, SIGKILL);
-                ::waitpid(pid_, &status, 0);
-                pid_ = -1;
-                return -1;
-            }
-            ::waitpid(pid_, &status, 0);
-        } else {
-            const auto deadline = std::chrono::steady_clock::now() + limit;
-            while (::waitpid(pid_, &status, WNOHANG) == 0) {
-                if (std::chrono::steady_clock::now() >= deadline) {
-                    ::kill(pid_, SIGKILL);
-                    ::waitpid(pid_, &status, 0);
-                    pid_ = -1;
-                    return -1;
-                }
-                std::this_thread::sleep_for(5ms); // polling an exit, not ordering processes
-            }
-        }
-        pid_ = -1;
-        if (WIFEXITED(status)) return WEXITSTATUS(status);
-        if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-        return -2;
+        return test::wait_for_exit(std::exchange(pid_, -1), limit);
     }
 
     void kill(int sig = SIGKILL) const
@@ -1232,7 +1141,7 @@ BOOST_AUTO_TEST_CASE(perl_blocked_in_lock_ex_gets_it_when_cpp_unlocks, *utf::tim
     BOOST_TEST_REQUIRE(perl.ready(), perl.diagnostics());
     BOOST_TEST_REQUIRE(s.lock(share::lock_ex));
     BOOST_TEST_REQUIRE(perl.send("lock " + std::to_string(perl_lock_ex)));
-    until_sleeping(perl.process().pid());
+    test::until_sleeping(perl.process().pid());
     BOOST_TEST(!perl.process().line_ready()); // it cannot have the lock while we hold it
     s.store("stored while perl waited");
     s.unlock();
@@ -1269,7 +1178,7 @@ BOOST_AUTO_TEST_CASE(a_cpp_process_blocked_in_lock_ex_gets_it_when_perl_unlocks,
         mine.unlock();
         return 0;
     });
-    until_sleeping(c.pid());
+    test::until_sleeping(c.pid());
     // While Perl holds the lock the child cannot have stored.
     const perl_value during = perl.fetch();
     BOOST_TEST_REQUIRE(during.ok, perl.last_error());
@@ -1376,7 +1285,7 @@ void check_killed_cpp_holder(int mode)
         never.receive(); // until killed
         return 2;
     });
-    BOOST_TEST_REQUIRE(receive(to_parent) == 'L');
+    BOOST_TEST_REQUIRE(to_parent.receive(30s) == 'L');
     BOOST_TEST(sem_value(key, mode == share::lock_ex ? 2 : 1) == 1);
     BOOST_TEST(perl.lock(perl_lock_ex | perl_lock_nb) == 0, perl.last_error());
     BOOST_TEST(!s.lock(share::lock_ex | share::lock_nb));
@@ -1559,12 +1468,8 @@ void check_round_trip(std::size_t size)
         s.store(v);
         BOOST_TEST(s.version() == 2u);
         BOOST_TEST(other.version() == 2u);
-        const std::string got = s.fetch();
-        BOOST_TEST(got.size() == size);
-        BOOST_TEST(first_difference(got, v) == -1);
-        const std::string got_other = other.fetch();
-        BOOST_TEST(got_other.size() == size);
-        BOOST_TEST(first_difference(got_other, v) == -1);
+        test::check_fetches(s, v);
+        test::check_fetches(other, v);
         BOOST_TEST(s.num_segments() == segments);
         BOOST_TEST(other.num_segments() == segments);
         BOOST_TEST(chain_of(g.key()).size() == segments);
@@ -1708,7 +1613,7 @@ BOOST_AUTO_TEST_CASE(size_is_65536_by_default_and_an_attaching_handle_gets_the_c
 BOOST_AUTO_TEST_CASE(a_missing_share_without_create_is_enoent_naming_create_and_creates_nothing, *utf::timeout(60))
 {
     key_guard g;
-    const thrown t = error_of([&] { share s(g.key(), sl()); });
+    const test::thrown t = test::error_of([&] { share s(g.key(), sl()); });
     BOOST_TEST(t.code == ENOENT);
     BOOST_TEST(t.what.find("create") != std::string::npos, t.what);
     BOOST_TEST(semget_errno(g.key()) == ENOENT);
@@ -1806,17 +1711,9 @@ BOOST_AUTO_TEST_CASE(the_semaphore_set_and_every_segment_get_exactly_the_mode_as
             key_guard g;
             share_options o = sl_created();
             o.mode = mode;
-            const mode_t old = ::umask(0077);
-            std::unique_ptr<share> s;
-            try {
-                s = std::make_unique<share>(g.key(), o);
-            } catch (...) {
-                ::umask(old);
-                throw;
-            }
-            ::umask(old);
+            share s = test::share_under_umask(0077, g.key(), o);
             BOOST_TEST(sem_permissions(g.key()) == static_cast<int>(mode));
-            s->store(pattern(200000));
+            s.store(pattern(200000));
             // Segments made by another handle (asking nothing) too.
             share other(g.key(), sl());
             other.store(pattern(400000));
@@ -1830,7 +1727,7 @@ BOOST_AUTO_TEST_CASE(the_semaphore_set_and_every_segment_get_exactly_the_mode_as
 BOOST_AUTO_TEST_CASE(key_0_is_refused_with_einval, *utf::timeout(60))
 {
     for (const bool create : {false, true}) {
-        const thrown t = error_of([&] { share s(key_t(0), sl(create)); });
+        const test::thrown t = test::error_of([&] { share s(key_t(0), sl(create)); });
         BOOST_TEST(t.code == EINVAL, "create " << create << ": " << t.what);
     }
     BOOST_TEST(!share::remove(0, share_backend::sharelite));
@@ -1919,7 +1816,7 @@ BOOST_AUTO_TEST_CASE(a_store_into_a_destroyed_share_through_an_attached_handle_i
         s.store("x");
     }
     BOOST_TEST(semget_errno(g.key()) == ENOENT);
-    const thrown t = error_of([&] { keeper.store("y"); });
+    const test::thrown t = test::error_of([&] { keeper.store("y"); });
     BOOST_TEST(t.code == EIDRM, t.what);
 }
 
@@ -1961,7 +1858,7 @@ BOOST_AUTO_TEST_CASE(a_perl_handle_with_destroy_removes_the_share_when_perl_drop
     BOOST_TEST(semget_errno(g.key()) == ENOENT);
     BOOST_TEST(shmget_errno(g.key()) == ENOENT);
     for (int id : chain) BOOST_TEST(!segment_exists(id), "shmid " << id);
-    const thrown t = error_of([&] { share s(g.key(), sl()); });
+    const test::thrown t = test::error_of([&] { share s(g.key(), sl()); });
     BOOST_TEST(t.code == ENOENT, t.what);
     BOOST_TEST(!share::remove(g.key(), share_backend::sharelite));
 }
@@ -2006,14 +1903,14 @@ BOOST_AUTO_TEST_CASE(a_forked_child_does_not_hold_the_lock_ex_its_parent_holds_o
         if (s.try_lock_for(50ms)) return 4;
         if (s.held() != 0) return 5;
         to_parent.send();
-        if (receive(to_child) != 'u') return 6;
+        if (to_child.receive(30s) != 'u') return 6;
         if (!s.lock(share::lock_ex | share::lock_nb)) return 7;
         if (s.held() != share::lock_ex) return 8;
         s.store("child");
         s.unlock();
         return 0;
     });
-    BOOST_TEST_REQUIRE(receive(to_parent) == 'x');
+    BOOST_TEST_REQUIRE(to_parent.receive(30s) == 'x');
     BOOST_TEST(s.held() == share::lock_ex); // still ours
     BOOST_TEST(sem_value(g.key(), 2) == 1);
     s.unlock();
@@ -2060,12 +1957,12 @@ BOOST_AUTO_TEST_CASE(while_one_cpp_process_holds_lock_ex_another_gets_no_lock_un
         if (mine.try_lock_shared_for(50ms)) return 4;
         if (mine.held() != 0) return 5;
         to_parent.send();
-        if (receive(to_child) != 'u') return 6;
+        if (to_child.receive(30s) != 'u') return 6;
         if (!mine.lock(share::lock_ex | share::lock_nb)) return 7;
         mine.unlock();
         return 0;
     });
-    BOOST_TEST_REQUIRE(receive(to_parent) == 'x');
+    BOOST_TEST_REQUIRE(to_parent.receive(30s) == 'x');
     s.unlock();
     to_child.send('u');
     BOOST_TEST(c.wait(30s) == 0);

@@ -346,43 +346,10 @@ const jvalue* entry_of(const jvalue& report, pid_t pid)
     return nullptr;
 }
 
-key_t unique_key()
-{
-    static int counter = 0;
-    return static_cast<key_t>(0x5f000000 | (::getpid() & 0xffff) << 8 | (counter++ & 0xff));
-}
-
-/// A native share key, its segments removed on every path.
-struct share_guard {
-    key_t key = unique_key();
-    share_guard() { shmkit::share::remove(key); }
-    ~share_guard() { shmkit::share::remove(key); }
-    std::string target() const { return "share:" + std::to_string(key); }
-};
-
-/// A kv_store name, the store (root and tables) removed on every path.
-struct kv_guard {
-    std::string name = "shmkit-test-kvtool-" + std::to_string(::getpid());
-    kv_guard() { shmkit::kv_store::remove(name); }
-    ~kv_guard()
-    {
-        try {
-            shmkit::kv_store::remove(name);
-        } catch (...) {
-        }
-    }
-};
-
-/// A raw segment with two rwlocks and a mutex, in a file.
-shmkit::segment_layout lock_layout()
-{
-    shmkit::segment_layout l;
-    l.data_size = 64;
-    l.n_rwlocks = 2;
-    l.n_mutexes = 1;
-    l.attach_capacity = 8;
-    return l;
-}
+/// This suite's shares: keys 0x5fPPPPNN.
+using share_guard = test::share_guard<0x5f>;
+using test::kv_guard;
+using test::lock_layout;
 
 /// A child that opens the raw segment at `path`, takes what `hold` takes,
 /// says so on `ready` and waits to be killed.
@@ -712,7 +679,7 @@ BOOST_AUTO_TEST_CASE(a_live_owner_stays_alive_in_reports_whatever_its_entry_gene
 
 BOOST_AUTO_TEST_CASE(a_kv_store_root_shows_its_current_table_and_the_table_itself)
 {
-    kv_guard g;
+    kv_guard g("inspect");
     shmkit::kv_store kv(g.name);
     for (int i = 0; i < 20; ++i) kv.put("key" + std::to_string(i), std::string(i * 10, 'v'));
     BOOST_REQUIRE(kv.erase("key3"));
@@ -1065,7 +1032,7 @@ BOOST_AUTO_TEST_CASE(plain_stats_are_name_value_lines_and_prometheus_output_is_w
     const auto sp = test::run_tool({"stats", k.target(), "--prometheus"});
     BOOST_TEST(prometheus_problem(sp.out) == "");
     BOOST_TEST(contains(sp.out, "shmkit_share_version{"));
-    kv_guard g;
+    kv_guard g("prometheus");
     shmkit::kv_store kv(g.name);
     kv.put("a", "b");
     const auto kp = test::run_tool({"stats", g.name, "--prometheus"});

@@ -27,46 +27,10 @@ bool exists(const std::string& path)
     return ::lstat(path.c_str(), &st) == 0;
 }
 
-key_t unique_key()
-{
-    static int counter = 0;
-    return static_cast<key_t>(0x5e000000 | (::getpid() & 0xffff) << 8 | (counter++ & 0xff));
-}
-
-/// A native share key, its segments removed on every path.
-struct share_guard {
-    key_t key = unique_key();
-    share_guard() { shmkit::share::remove(key); }
-    ~share_guard() { shmkit::share::remove(key); }
-    std::string target() const { return "share:" + std::to_string(key); }
-};
-
-/// A kv_store name unique to this process, the store removed on every path.
-struct kv_guard {
-    std::string name;
-    explicit kv_guard(const std::string& tag)
-        : name("shmkit-test-kvmaint-" + tag + "-" + std::to_string(::getpid()))
-    {
-        shmkit::kv_store::remove(name);
-    }
-    ~kv_guard()
-    {
-        try {
-            shmkit::kv_store::remove(name);
-        } catch (...) {
-        }
-    }
-};
-
-shmkit::segment_layout lock_layout()
-{
-    shmkit::segment_layout l;
-    l.data_size = 64;
-    l.n_rwlocks = 2;
-    l.n_mutexes = 1;
-    l.attach_capacity = 8;
-    return l;
-}
+/// This suite's shares: keys 0x5ePPPPNN.
+using share_guard = test::share_guard<0x5e>;
+using test::kv_guard;
+using test::lock_layout;
 
 /// Where the parts of the segment file at `path` are (from its header).
 struct offsets {

@@ -8,14 +8,8 @@
 
 namespace {
 
-key_t unique_key()
-{
-    static int counter = 0;
-    return static_cast<key_t>(0x5e000000 | (::getpid() & 0xffff) << 8 | (counter++ & 0xff));
-}
-
 struct key_guard {
-    key_t key = unique_key();
+    key_t key = test::unique_key(0x5e);
     key_guard() { shmkit::share::remove(key); }
     ~key_guard()
     {

@@ -1,10 +1,16 @@
 // Running the shmkit tool from a test: its path comes as the test
 // program's first argument (test/Jamfile passes the built tool), its
-// output is captured, and every run is bounded.
+// output is captured, and every run is bounded. And what the tool suites
+// make for it to look at: shares and stores removed on every path, a raw
+// segment with locks.
 #ifndef SHMKIT_TEST_TOOL_SUPPORT_HPP
 #define SHMKIT_TEST_TOOL_SUPPORT_HPP
 
 #include "support.hpp"
+
+#include <shmkit/kv_store.hpp>
+#include <shmkit/segment.hpp>
+#include <shmkit/share.hpp>
 
 #include <string>
 #include <vector>
@@ -97,6 +103,45 @@ inline tool_result run_tool(const std::vector<std::string>& args, const std::str
     else if (WIFEXITED(status)) r.status = WEXITSTATUS(status);
     else if (WIFSIGNALED(status)) r.status = 128 + WTERMSIG(status);
     return r;
+}
+
+/// A native share key of its own (unique_key(Top): each suite names its
+/// byte), the share's segments removed before use and on every path.
+template <unsigned Top>
+struct share_guard {
+    key_t key = unique_key(Top);
+    share_guard() { shmkit::share::remove(key); }
+    ~share_guard() { shmkit::share::remove(key); }
+    /// The tool's name for the share ("share:KEY").
+    std::string target() const { return "share:" + std::to_string(key); }
+};
+
+/// A kv_store name unique to this process ("shmkit-test-kv-TAG-PID"), the
+/// store (root and tables) removed before use and on every path.
+struct kv_guard {
+    std::string name;
+    explicit kv_guard(const std::string& tag) : name("shmkit-test-kv-" + tag + "-" + std::to_string(::getpid()))
+    {
+        shmkit::kv_store::remove(name);
+    }
+    ~kv_guard()
+    {
+        try {
+            shmkit::kv_store::remove(name);
+        } catch (...) {
+        }
+    }
+};
+
+/// The layout of a raw segment with two rwlocks and a mutex.
+inline shmkit::segment_layout lock_layout()
+{
+    shmkit::segment_layout l;
+    l.data_size = 64;
+    l.n_rwlocks = 2;
+    l.n_mutexes = 1;
+    l.attach_capacity = 8;
+    return l;
 }
 
 } // namespace test
