@@ -115,10 +115,6 @@ bool rwlock::lock_slow(bool have_writer_word, const deadline_clock::time_point* 
 
 // Waits for each process's reader count to reach zero. Readers that arrive
 // now see the writer word and back off, so counts only fall, except the
-// count of a dead reader: after a poll interval without progress its entry
-// is checked and, if its process is gone, reclaimed (which zeroes it).
-// Waits for each process's reader count to reach zero. Readers that arrive
-// now see the writer word and back off, so counts only fall, except the
 // count of a dead reader: once a count has not changed for a whole poll
 // interval (by the clock: arriving readers that back off wake us often, and
 // must not postpone the check), its entry is checked and, if its process is
