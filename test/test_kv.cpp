@@ -19,6 +19,7 @@
 #include <set>
 #include <sstream>
 #include <optional>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -1036,35 +1037,131 @@ BOOST_AUTO_TEST_CASE(a_foreign_object_is_refused_unchanged)
 
 // ---- A root left uninitialised -------------------------------------------------------------
 
-BOOST_AUTO_TEST_CASE(a_root_never_initialised_is_taken_over_after_init_timeout, *utf::timeout(120))
+/// Leaves a store under `n` whose root's init word says "never
+/// initialised", with a table holding one key.
+void leave_uninitialised_root(const store_name& n)
 {
     using shmkit::detail::segment_header;
-    store_name n("init");
     {
         kv_store a(n.str());
         a.put("old", "data");
     }
-    {
-        const int fd = ::open(n.root_path().c_str(), O_RDWR);
-        BOOST_REQUIRE(fd >= 0);
-        std::uint32_t state = 1;
-        BOOST_REQUIRE(::pread(fd, &state, sizeof state, offsetof(segment_header, init_state)) == ssize_t(sizeof state));
-        BOOST_TEST(state == shmkit::detail::init_ready);
-        state = 0;
-        BOOST_REQUIRE(::pwrite(fd, &state, sizeof state, offsetof(segment_header, init_state)) == ssize_t(sizeof state));
-        ::close(fd);
-    }
+    BOOST_REQUIRE(n.tables().size() == 1u);
+    const int fd = ::open(n.root_path().c_str(), O_RDWR);
+    BOOST_REQUIRE(fd >= 0);
+    std::uint32_t state = 1;
+    BOOST_REQUIRE(::pread(fd, &state, sizeof state, offsetof(segment_header, init_state)) == ssize_t(sizeof state));
+    BOOST_TEST(state == shmkit::detail::init_ready);
+    state = 0;
+    BOOST_REQUIRE(::pwrite(fd, &state, sizeof state, offsetof(segment_header, init_state)) == ssize_t(sizeof state));
+    ::close(fd);
+}
+
+bool still_uninitialised(const store_name& n)
+{
+    using shmkit::detail::segment_header;
+    std::uint32_t state = shmkit::detail::init_ready;
+    const int fd = ::open(n.root_path().c_str(), O_RDONLY);
+    if (fd < 0) return false;
+    const bool got = ::pread(fd, &state, sizeof state, offsetof(segment_header, init_state)) == ssize_t(sizeof state);
+    ::close(fd);
+    return got && state != shmkit::detail::init_ready;
+}
+
+BOOST_AUTO_TEST_CASE(a_root_never_initialised_is_taken_over_after_init_timeout, *utf::timeout(120))
+{
+    store_name n("init");
+    leave_uninitialised_root(n);
+    const std::vector<std::string> old_tables = n.tables();
     shmkit::kv_options opt;
     opt.init_timeout = 200ms;
     kv_store b(n.str(), opt);
     BOOST_TEST(b.empty());
     BOOST_TEST(!b.contains("old"));
+    // The old store's table went with its root: nothing else would ever
+    // remove its name.
+    BOOST_TEST(n.tables().empty());
     b.put("new", "value");
     BOOST_TEST(b.get("new").value_or("<none>") == "value");
     expect_sound(b, "after taking over an uninitialised root");
     kv_store c(n.str()); // the name is a valid store again
     BOOST_TEST(c.get("new").value_or("<none>") == "value");
-    BOOST_TEST_MESSAGE("table names after the takeover: " << n.tables().size());
+    const std::vector<std::string> now = n.tables();
+    BOOST_TEST_REQUIRE(now.size() == 1u);
+    BOOST_TEST(now[0] != old_tables[0]);
+}
+
+// A process killed half-way through a takeover (after its table names, say,
+// before the root) leaves the next opener a name to take over or a store.
+BOOST_AUTO_TEST_CASE(a_taker_killed_anywhere_leaves_one_store_to_the_next_opener, *utf::timeout(300))
+{
+    std::mt19937 rng(20261123);
+    int outcomes[3] = {}; // killed before touching the old store, half-way or before its put, after it
+    for (int round = 0; round < 40; ++round) {
+        store_name n("killed");
+        leave_uninitialised_root(n);
+        shmkit::kv_options now;
+        now.init_timeout = 0ms;
+        test::pipe_pair ready;
+        test::child taker([&] {
+            ready.send();
+            kv_store s(n.str(), now);
+            s.put("taker", "here");
+            return 0;
+        });
+        BOOST_TEST_REQUIRE(ready.receive(10s) == 'x');
+        // The moment of the kill is what varies, not an ordering.
+        std::this_thread::sleep_for(std::chrono::microseconds(rng() % 600));
+        taker.kill();
+        taker.wait();
+        const bool old_root_left = n.root_exists() && !n.tables().empty() && still_uninitialised(n);
+        kv_store s(n.str(), now);
+        BOOST_TEST(!s.contains("old"), "round " << round);
+        ++outcomes[old_root_left ? 0 : s.contains("taker") ? 2 : 1];
+        s.put("next", "opener");
+        BOOST_TEST(s.get("next").value_or("<none>") == "opener");
+        BOOST_TEST(n.tables().size() == 1u, "round " << round << ": " << n.tables().size() << " table names");
+        expect_sound(s, "after a killed takeover");
+    }
+    BOOST_TEST_MESSAGE("takers killed before the takeover: " << outcomes[0] << ", during it or before their put: "
+                                                              << outcomes[1] << ", after: " << outcomes[2]);
+}
+
+// Several processes time out on the same incomplete root at once: one of
+// them takes it over and the others must open the store it made, not
+// unlink it and make one of their own (each would then write into a store
+// the others never see).
+BOOST_AUTO_TEST_CASE(processes_taking_over_one_root_at_once_end_in_one_store, *utf::timeout(300))
+{
+    constexpr int rounds = 20;
+    constexpr int takers = 6;
+    for (int round = 0; round < rounds; ++round) {
+        store_name n("race");
+        leave_uninitialised_root(n);
+        test::pipe_pair go;
+        std::vector<test::child> children;
+        for (int i = 0; i < takers; ++i) {
+            children.emplace_back([&, i] {
+                ::close(go.wr);
+                go.wr = -1;
+                if (go.receive() != 0) return 3; // EOF: everybody starts
+                shmkit::kv_options opt;
+                opt.init_timeout = 20ms;
+                kv_store s(n.str(), opt);
+                s.put("taker-" + std::to_string(i), "here");
+                return 0;
+            });
+        }
+        ::close(go.wr); // the start signal: every child's read returns EOF
+        go.wr = -1;
+        for (auto& c : children) BOOST_TEST_REQUIRE(c.wait() == 0);
+        kv_store s(n.str());
+        for (int i = 0; i < takers; ++i)
+            BOOST_TEST(s.contains("taker-" + std::to_string(i)), "round " << round << ": taker " << i << "'s key");
+        BOOST_TEST(!s.contains("old"));
+        BOOST_TEST(n.tables().size() == 1u, "round " << round << ": " << n.tables().size() << " table names");
+        expect_sound(s, "after a takeover race");
+    }
 }
 
 // ---- Options -----------------------------------------------------------------------------

@@ -33,7 +33,9 @@ struct kv_options {
     /// root is not (yet) initialised before it takes the name over. A store
     /// created by shmkit is never visible half-initialised (it is created
     /// unnamed and linked under its name when complete), so this only
-    /// applies to a root left incomplete by something else.
+    /// applies to a root left incomplete by something else. Taking over
+    /// unlinks that root and the table names of its store; openers that
+    /// time out on the same root together end up in one new store.
     std::chrono::milliseconds init_timeout{5000};
 };
 
