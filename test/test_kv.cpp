@@ -7,6 +7,7 @@
 #include "support.hpp"
 
 #include <shmkit/detail/kv_layout.hpp>
+#include <shmkit/buffer.hpp>
 #include <shmkit/kv_store.hpp>
 #include <shmkit/segment.hpp>
 
@@ -27,6 +28,7 @@
 #include <vector>
 
 #include <sched.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 
 using namespace std::chrono_literals;
@@ -1125,6 +1127,110 @@ BOOST_AUTO_TEST_CASE(a_taker_killed_anywhere_leaves_one_store_to_the_next_opener
     }
     BOOST_TEST_MESSAGE("takers killed before the takeover: " << outcomes[0] << ", during it or before their put: "
                                                               << outcomes[1] << ", after: " << outcomes[2]);
+}
+
+// The state a taker killed between the table names and the root leaves.
+BOOST_AUTO_TEST_CASE(a_root_left_incomplete_without_its_tables_is_taken_over)
+{
+    store_name n("half");
+    leave_uninitialised_root(n);
+    for (const auto& t : n.tables()) BOOST_REQUIRE(::shm_unlink(("/" + t).c_str()) == 0);
+    shmkit::kv_options now;
+    now.init_timeout = 0ms;
+    kv_store s(n.str(), now);
+    BOOST_TEST(s.empty());
+    s.put("k", "v");
+    BOOST_TEST(n.tables().size() == 1u);
+    expect_sound(s, "after taking over a root without tables");
+}
+
+// Only kv_store's own table names go with the root: other objects whose
+// names start with the store's, and an incomplete segment of another kind
+// under the name itself, are left as they are.
+BOOST_AUTO_TEST_CASE(a_takeover_leaves_what_is_not_the_stores_alone)
+{
+    store_name n("alone");
+    leave_uninitialised_root(n);
+    const std::vector<std::string> others = {n.bare() + "~backup", n.bare() + "~0123456789abcdef~1x",
+                                             n.bare() + "~0123456789ABCDEF~1", n.bare() + "~0123456789abcdef"};
+    for (const auto& o : others) test::write_file("/dev/shm/" + o, "not a table");
+    shmkit::kv_options now;
+    now.init_timeout = 0ms;
+    { kv_store s(n.str(), now); }
+    for (const auto& o : others) {
+        BOOST_TEST(test::read_file("/dev/shm/" + o) == "not a table", o);
+        ::shm_unlink(("/" + o).c_str());
+    }
+
+    store_name m("kind");
+    {
+        shmkit::buffer<std::uint64_t> b(shmkit::create_only, m.root_path(), 16);
+    }
+    {
+        using shmkit::detail::segment_header;
+        const int fd = ::open(m.root_path().c_str(), O_RDWR);
+        BOOST_REQUIRE(fd >= 0);
+        const std::uint32_t state = 0;
+        BOOST_REQUIRE(::pwrite(fd, &state, sizeof state, offsetof(segment_header, init_state)) == ssize_t(sizeof state));
+        ::close(fd);
+    }
+    const std::string before = test::read_file(m.root_path());
+    BOOST_TEST(test::error_code_of([&] { kv_store s(m.str(), now); }) == int(shmkit::errc::not_initialised));
+    BOOST_TEST(test::read_file(m.root_path()) == before);
+}
+
+/// True if process `pid` has `path` open.
+bool has_open(pid_t pid, const std::string& path)
+{
+    const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir, ec)) {
+        std::error_code ignored;
+        if (fs::read_symlink(e.path(), ignored) == path) return true;
+    }
+    return false;
+}
+
+// Takers queued on the root while another one takes it over: the name
+// then holds a new store, with a key in it, and every taker must open that
+// store rather than take its name over too.
+BOOST_AUTO_TEST_CASE(takers_that_queued_behind_another_open_the_store_it_made, *utf::timeout(120))
+{
+    constexpr int takers = 4;
+    store_name n("queue");
+    leave_uninitialised_root(n);
+    // We are the first taker: we hold the root's lock.
+    const int root_fd = ::open(n.root_path().c_str(), O_RDONLY);
+    BOOST_REQUIRE(root_fd >= 0);
+    BOOST_REQUIRE(::flock(root_fd, LOCK_EX) == 0);
+    std::vector<test::child> children;
+    for (int i = 0; i < takers; ++i) {
+        children.emplace_back([&, i] {
+            shmkit::kv_options now;
+            now.init_timeout = 0ms;
+            kv_store s(n.str(), now);
+            s.put("taker-" + std::to_string(i), "here");
+            return 0;
+        });
+    }
+    // Until each of them has the root open, waiting for its lock (bounded).
+    for (auto& c : children) {
+        const auto end = std::chrono::steady_clock::now() + 10s;
+        while (!has_open(c.pid(), n.root_path()) && std::chrono::steady_clock::now() < end)
+            std::this_thread::yield();
+        BOOST_TEST_REQUIRE(has_open(c.pid(), n.root_path()));
+    }
+    // What the first taker does: the root goes, a new store comes.
+    for (const auto& t : n.tables()) ::shm_unlink(("/" + t).c_str());
+    BOOST_REQUIRE(::shm_unlink(n.str().c_str()) == 0);
+    kv_store s(n.str());
+    s.put("first", "store");
+    ::close(root_fd); // the lock goes
+    for (auto& c : children) BOOST_TEST(c.wait() == 0);
+    for (int i = 0; i < takers; ++i) BOOST_TEST(s.contains("taker-" + std::to_string(i)), "taker " << i << "'s key");
+    BOOST_TEST(s.contains("first"));
+    BOOST_TEST(n.tables().size() == 1u);
+    expect_sound(s, "after queued takers");
 }
 
 // Several processes time out on the same incomplete root at once: one of

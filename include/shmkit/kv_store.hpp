@@ -35,7 +35,8 @@ struct kv_options {
     /// unnamed and linked under its name when complete), so this only
     /// applies to a root left incomplete by something else. Taking over
     /// unlinks that root and the table names of its store; openers that
-    /// time out on the same root together end up in one new store.
+    /// time out on the same root together end up in one new store. An
+    /// incomplete segment of another kind is not taken over (errc::not_initialised).
     std::chrono::milliseconds init_timeout{5000};
 };
 

@@ -4,30 +4,22 @@
 #include <shmkit/kv_store.hpp>
 
 #include "read_section.hpp"
+#include "root_takeover.hpp"
 
 #include <shmkit/detail/checked.hpp>
-#include <shmkit/detail/header.hpp>
 #include <shmkit/detail/kv_layout.hpp>
 #include <shmkit/detail/random.hpp>
-#include <shmkit/detail/unique_fd.hpp>
 #include <shmkit/error.hpp>
 
 #include <algorithm>
 #include <cstdio>
-#include <cstring>
 #include <mutex>
 #include <shared_mutex>
 #include <stdexcept>
 #include <thread>
 #include <vector>
 
-#include <cstddef>
-
-#include <dirent.h>
-#include <fcntl.h>
-#include <sys/file.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 
 namespace shmkit {
 namespace detail {
@@ -35,6 +27,9 @@ namespace detail {
 namespace {
 
 constexpr std::size_t max_name_length = 200;
+// How long a taker of an incomplete root waits for another one at least
+// (it only lists /dev/shm and unlinks a few names).
+constexpr std::chrono::milliseconds min_takeover_wait{1000};
 // Small tables are rebuilt often by overwrites (each takes a cell and
 // arena room until the next rebuild compacts): a table starts big enough
 // that a rebuild costs little next to the writes between two of them.
@@ -107,40 +102,6 @@ segment_expectation table_expectation()
     x.elem_type = element_type::bytes;
     x.check_payload = check_table_payload;
     return x;
-}
-
-// ---- Taking over a root left incomplete ----------------------------------------
-
-/// True if the POSIX name `base` refers to the file open as `fd`.
-bool names_file(const std::string& base, int fd)
-{
-    struct stat mine, named;
-    return ::fstat(fd, &mine) == 0 && ::stat(("/dev/shm/" + base).c_str(), &named) == 0 &&
-           mine.st_dev == named.st_dev && mine.st_ino == named.st_ino;
-}
-
-/// True if the root open as `fd` says it was never completely initialised
-/// (what segment::posix refused it for); false for a complete root, or one
-/// too short to tell.
-bool left_incomplete(int fd)
-{
-    std::uint32_t state = 0;
-    const ssize_t r = ::pread(fd, &state, sizeof state, offsetof(segment_header, init_state));
-    return r == ssize_t(sizeof state) && state != init_ready;
-}
-
-/// Unlinks every table name of stores called `base` ("BASE~ID~GEN"; store
-/// names cannot hold '~', so no other store's name starts so).
-void remove_tables_of(const std::string& base)
-{
-    DIR* d = ::opendir("/dev/shm");
-    if (!d) return;
-    const std::string prefix = base + "~";
-    std::vector<std::string> found;
-    while (const struct dirent* e = ::readdir(d))
-        if (std::strncmp(e->d_name, prefix.c_str(), prefix.size()) == 0) found.emplace_back(e->d_name);
-    ::closedir(d);
-    for (const std::string& n : found) region::remove_posix(n);
 }
 
 } // namespace
@@ -315,37 +276,10 @@ struct kv_impl {
                 if (e.code() != errc::not_initialised) throw;
                 // A root that something else left incomplete: wait for it
                 // (bounded), then take the name over.
-                if (deadline_clock::now() >= deadline) take_over_incomplete_root();
+                if (deadline_clock::now() >= deadline) take_over_incomplete_root(base, std::max(opt.init_timeout, min_takeover_wait));
                 else std::this_thread::sleep_for(std::chrono::milliseconds(1));
             }
         }
-    }
-
-    /// Unlinks the incomplete root under our name, and the tables of the
-    /// store it was (nobody else would ever remove them); the caller then
-    /// opens or creates the store again. Openers that time out on the same
-    /// root queue on a flock(2) of it (a lock of its own kind: the OFD byte
-    /// locks on a root tell the liveness of its attach entries). The first
-    /// one in unlinks it. The others then find the name gone, or naming a
-    /// complete root that someone created since, and leave it: unlinking
-    /// that one would split the store between the processes that opened it
-    /// and those that did not. The tables go first, while the name still
-    /// holds the incomplete root, so none of a new store can be among them.
-    /// Only a remove() and re-creation by others between the check and the
-    /// unlink can still be hit (no call unlinks a name only if it names a
-    /// given file).
-    void take_over_incomplete_root() const
-    {
-        unique_fd fd(::shm_open(label.c_str(), O_RDONLY | O_CLOEXEC, 0));
-        if (!fd) {
-            if (errno == ENOENT) return; // taken over already
-            throw_errno(errno, label, "cannot open the incomplete root to take its name over");
-        }
-        while (::flock(fd.get(), LOCK_EX) != 0)
-            if (errno != EINTR) throw_errno(errno, label, "cannot lock the incomplete root to take its name over");
-        if (!names_file(base, fd.get()) || !left_incomplete(fd.get())) return;
-        remove_tables_of(base);
-        region::remove_posix(base);
     }
 
     kv_impl(const std::string& name, const kv_options& o) : base(store_base_name(name)), label("/" + base), opt(o)
