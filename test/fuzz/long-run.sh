@@ -7,9 +7,10 @@
 # for N) until RUNS executions are done, counted over all jobs and over
 # every stint. STATE keeps what a stint leaves for the next: the corpus
 # grown so far (the first corpus directory, where fork mode writes new
-# inputs), the executions and seconds of finished jobs, the binary's
-# checksum and each stint's log. A run that is stopped (Ctrl-C, a kill, the
-# machine going down) loses only its jobs in flight, which are not counted;
+# inputs), the binary's checksum and each stint's log, whose progress lines
+# count the executions and seconds of its finished jobs. A run that is
+# stopped (INT or TERM to this script or to its fuzzer, a kill, the machine
+# going down) loses only its jobs in flight, which are not counted;
 # running it again goes on from the counts and corpus it left, as fork mode
 # itself starts each job from the corpus the earlier ones left. If the
 # binary changed, the counts belong to another program: the state is moved
@@ -34,16 +35,23 @@ name=$(basename "$binary")
 jobs=${SHMKIT_FUZZ_JOBS:-$(nproc)}
 say() { printf '%s: %s\n' "$name" "$*"; }
 
-# A counter's value: 0 when its file is missing or holds anything but a
-# number (a write cut short).
-counter() {
-    local v
-    v=$(cat "$state/$1" 2>/dev/null)
-    [[ $v =~ ^[0-9]+$ ]] && echo "$v" || echo 0
+# Executions and seconds of the jobs finished in all stints so far: each
+# stint's log ends its progress lines ("#N: cov: C ... time: Ts job: J")
+# with the totals of that stint's finished jobs, written as each job ends,
+# so a stint killed at any moment has counted only what it finished.
+totals() {
+    local log line n=0 t=0
+    for log in "$state"/stint-*.log; do
+        [ -f "$log" ] || continue
+        line=$(grep -E "^#[0-9]+: cov:.* time: [0-9]+s" "$log" | tail -n 1)
+        [[ $line =~ ^#([0-9]+):\ cov:.*\ time:\ ([0-9]+)s ]] || continue
+        n=$(( n + BASH_REMATCH[1] )) t=$(( t + BASH_REMATCH[2] ))
+    done
+    echo "$n $t"
 }
 
 # Files are replaced, never rewritten in place, so that a kill leaves
-# either the old value or the new one.
+# either the old content or the new one.
 put() { echo "$2" > "$state/$1.new" && mv -f "$state/$1.new" "$state/$1"; }
 
 # What libFuzzer leaves when it finds something (-artifact_prefix=STATE/).
@@ -70,54 +78,49 @@ fi
 rm -rf "$state/tmp" && mkdir "$state/tmp" || exit 2
 export TMPDIR=$state/tmp
 
-done_before=$(counter executions)
-seconds_before=$(counter seconds)
-stint=$(( $(counter stints) + 1 ))
-put stints "$stint" || exit 2
+read -r done_before seconds_before < <(totals)
+stint=1
+while [ -e "$state/stint-$stint.log" ]; do stint=$(( stint + 1 )); done
+log=$state/stint-$stint.log
 left=$(( runs - done_before ))
 say "stint $stint, $(date -u '+%F %T') UTC: $done_before executions in $seconds_before s before it, $left to go, $jobs jobs"
 
-# Each progress line of fork mode ("#N: cov: C ... time: Ts job: J ...")
-# totals the jobs finished in this stint: the state follows it.
-record_progress() {
-    local line
-    while IFS= read -r line; do
-        printf '%s\n' "$line"
-        if [[ $line =~ ^#([0-9]+):\ cov:.*\ time:\ ([0-9]+)s ]]; then
-            put executions $(( done_before + BASH_REMATCH[1] ))
-            put seconds $(( seconds_before + BASH_REMATCH[2] ))
-        fi
-    done
-}
-
-# Stopped by Ctrl-C or a TERM (the fuzzer, in the same process group, ends
-# its jobs): the stint ends without a verdict.
-stopped() { say "stopped in stint $stint after $(counter executions) executions; run it again to go on"; exit 1; }
-trap stopped INT TERM
-
-status=0
+# The fuzzer and its jobs run in a session of their own, so that a stop
+# (INT or TERM to this script) reaches all of them and nothing else; the
+# stint then ends without a verdict.
+status=0 stopped=
 if [ "$left" -gt 0 ]; then
-    UBSAN_OPTIONS=print_stacktrace=1 "$binary" -fork="$jobs" -ignore_timeouts=0 -ignore_ooms=0 \
-        -runs="$left" -timeout=60 -print_final_stats=1 \
-        -artifact_prefix="$state/" "$state/corpus" "$seeds" 2>&1 | record_progress > "$state/stint-$stint.log"
-    statuses=("${PIPESTATUS[@]}")
-    status=${statuses[0]}
-    [ "${statuses[1]}" -eq 0 ] || { say "cannot write $state/stint-$stint.log"; exit 1; }
+    UBSAN_OPTIONS=print_stacktrace=1 setsid "$binary" -fork="$jobs" -ignore_timeouts=0 -ignore_ooms=0 \
+        -runs="$left" -timeout=60 -print_final_stats=1 -artifact_prefix="$state/" \
+        "$state/corpus" "$seeds" > "$log" 2>&1 &
+    fuzzer=$!
+    trap 'stopped=1; kill -INT -- "-$fuzzer" 2>/dev/null || kill -INT "$fuzzer" 2>/dev/null' INT TERM
+    # wait returns early for a trapped signal: wait again until the fuzzer is gone.
+    while :; do
+        wait "$fuzzer"
+        status=$?
+        kill -0 "$fuzzer" 2>/dev/null || break
+    done
+    trap - INT TERM
 fi
 
 # What the fuzzer said last.
 {
-    grep -E "^#[0-9]+: cov" "$state/stint-$stint.log" | tail -n 1
-    grep -E "^INFO: (fuzzed for|exiting)" "$state/stint-$stint.log"
+    grep -E "^#[0-9]+: cov" "$log" | tail -n 1
+    grep -E "^INFO: (fuzzed for|exiting)" "$log"
 } 2>/dev/null | sed "s|^|$name: |"
+read -r executions seconds < <(totals)
+# libFuzzer says "run interrupted" when a SIGINT reached it from elsewhere.
+if [ -n "$stopped" ] || { [ "$status" -ne 0 ] && [ -z "$(artifacts)" ] && grep -q "run interrupted" "$log"; }; then
+    say "stopped in stint $stint after $executions executions; run it again to go on"
+    exit 1
+fi
 if [ "$status" -ne 0 ]; then
-    tail -n 80 "$state/stint-$stint.log" | sed "s|^|$name: |"
+    tail -n 80 "$log" | sed "s|^|$name: |"
     put failed "stint $stint ended with exit $status"
     say "FAILED (exit $status) in stint $stint; log, corpus and artifacts in $state"
     exit 1
 fi
-executions=$(counter executions)
-seconds=$(counter seconds)
 if [ "$executions" -lt "$runs" ]; then
     say "FAILED: the fuzzer stopped after $executions of $runs executions; log in $state"
     exit 1
