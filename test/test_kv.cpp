@@ -28,7 +28,9 @@
 #include <vector>
 
 #include <sched.h>
+#include <grp.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/mount.h>
 
 using namespace std::chrono_literals;
@@ -1041,11 +1043,11 @@ BOOST_AUTO_TEST_CASE(a_foreign_object_is_refused_unchanged)
 
 /// Leaves a store under `n` whose root's init word says "never
 /// initialised", with a table holding one key.
-void leave_uninitialised_root(const store_name& n)
+void leave_uninitialised_root(const store_name& n, const shmkit::kv_options& opt = {})
 {
     using shmkit::detail::segment_header;
     {
-        kv_store a(n.str());
+        kv_store a(n.str(), opt);
         a.put("old", "data");
     }
     BOOST_REQUIRE(n.tables().size() == 1u);
@@ -1177,6 +1179,36 @@ BOOST_AUTO_TEST_CASE(a_takeover_leaves_what_is_not_the_stores_alone)
     const std::string before = test::read_file(m.root_path());
     BOOST_TEST(test::error_code_of([&] { kv_store s(m.str(), now); }) == int(shmkit::errc::not_initialised));
     BOOST_TEST(test::read_file(m.root_path()) == before);
+}
+
+// A root that this process may open but not unlink (another user's, in
+// /dev/shm whose sticky bit keeps others from unlinking): the opener says
+// so, rather than try again and again, and the root stays.
+BOOST_AUTO_TEST_CASE(a_root_that_cannot_be_unlinked_is_reported_and_left, *utf::timeout(120))
+{
+    if (::geteuid() != 0) {
+        BOOST_TEST_MESSAGE("skipped: not root, cannot become another user");
+        return;
+    }
+    store_name n("perm");
+    shmkit::kv_options everyone;
+    everyone.mode = 0666;
+    leave_uninitialised_root(n, everyone);
+    const std::string before = test::read_file(n.root_path());
+    test::child other([&] {
+        if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0) return 2;
+        ::prctl(PR_SET_DUMPABLE, 1); // /proc/self stays ours after setuid
+        shmkit::kv_options now;
+        now.init_timeout = 0ms;
+        // shm_unlink(3) reports the sticky bit's EPERM as EACCES.
+        const test::thrown t = test::error_of([&] { kv_store s(n.str(), now); });
+        if (t.code == EACCES || t.code == EPERM) return 0;
+        std::fprintf(stderr, "as nobody: %d %s\n", t.code, t.what.c_str());
+        return 3;
+    });
+    BOOST_TEST(other.wait(30s) == 0);
+    BOOST_TEST(test::read_file(n.root_path()) == before);
+    BOOST_TEST(n.tables().size() == 1u);
 }
 
 /// True if process `pid` has `path` open.
