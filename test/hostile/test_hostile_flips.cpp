@@ -35,11 +35,15 @@ struct target {
 
 /// Flips every bit of the header of `t` in turn and opens it with `open`.
 /// A kv_store root whose init word is flipped looks never initialised, and
-/// a kv_store takes its name over (kv_options::init_timeout, 0 here): that
-/// ending is counted apart, and the root put back.
+/// a kv_store takes its name over (kv_options::init_timeout, 0 here),
+/// unlinking the store's tables (`tables`) with it: that ending is counted
+/// apart, and the root and the tables put back.
 void flip_all(cases& c, const target& t, const std::string& via, const std::function<std::string()>& open,
-              bool takeover_allowed)
+              const std::vector<std::string>& tables = {})
 {
+    const bool takeover_allowed = !tables.empty();
+    std::vector<std::string> table_bytes;
+    for (const std::string& p : tables) table_bytes.push_back(content_of(p));
     const std::string original = content_of(t.path);
     c.begin(t.kind + " unflipped, opened by " + via);
     std::string reference;
@@ -55,7 +59,9 @@ void flip_all(cases& c, const target& t, const std::string& via, const std::func
             const fingerprint after = fingerprint_of(t.path);
             if (takeover_allowed && byte >= init_word && byte < init_word + 4 && after.ino != before.ino) {
                 c.tally("root taken over (init word)");
+                c.check(::access(tables.front().c_str(), F_OK) != 0, "the taken-over store's table is still there");
                 install(t.path, original);
+                for (std::size_t i = 0; i < tables.size(); ++i) install(tables[i], table_bytes[i]);
                 continue;
             }
             if (a.returned()) {
@@ -108,8 +114,9 @@ BOOST_AUTO_TEST_CASE(every_bit_of_every_header)
             targets.push_back({"share root", st.share_root(), s::share::native_name(st.key), sh});
             targets.push_back({"share value", share_value_path(st), s::share::native_name(st.key), sh});
             for (const target& t : targets) {
-                flip_all(c, t, "itself", t.open, t.kind == "kv root");
-                flip_all(c, t, "inspect", [&] { return observe(s::inspect(t.path)); }, false);
+                flip_all(c, t, "itself", t.open,
+                         t.kind == "kv root" ? std::vector<std::string>{kv_table_path(st)} : std::vector<std::string>{});
+                flip_all(c, t, "inspect", [&] { return observe(s::inspect(t.path)); });
             }
         },
         std::chrono::seconds(60));
