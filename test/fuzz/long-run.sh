@@ -86,23 +86,30 @@ left=$(( runs - done_before ))
 say "stint $stint, $(date -u '+%F %T') UTC: $done_before executions in $seconds_before s before it, $left to go, $jobs jobs"
 
 # The fuzzer and its jobs run in a session of their own, so that a stop
-# (INT or TERM to this script) reaches all of them and nothing else; the
-# stint then ends without a verdict.
-status=0 stopped=
-if [ "$left" -gt 0 ]; then
+# (INT or TERM to this script) reaches all of them and nothing else, as a
+# TERM: libFuzzer ends on it as on INT, and unlike INT no shell has it
+# ignored in what it starts in the background. The stint then ends without
+# a verdict.
+status=0 stopped= fuzzer=
+stop() {
+    stopped=1
+    [ -n "$fuzzer" ] && { kill -TERM -- "-$fuzzer" 2>/dev/null || kill -TERM "$fuzzer" 2>/dev/null; }
+}
+trap stop INT TERM
+if [ "$left" -gt 0 ] && [ -z "$stopped" ]; then
     UBSAN_OPTIONS=print_stacktrace=1 setsid "$binary" -fork="$jobs" -ignore_timeouts=0 -ignore_ooms=0 \
         -runs="$left" -timeout=60 -print_final_stats=1 -artifact_prefix="$state/" \
         "$state/corpus" "$seeds" > "$log" 2>&1 &
     fuzzer=$!
-    trap 'stopped=1; kill -INT -- "-$fuzzer" 2>/dev/null || kill -INT "$fuzzer" 2>/dev/null' INT TERM
+    [ -n "$stopped" ] && stop # the stop came before its pid was known
     # wait returns early for a trapped signal: wait again until the fuzzer is gone.
     while :; do
         wait "$fuzzer"
         status=$?
         kill -0 "$fuzzer" 2>/dev/null || break
     done
-    trap - INT TERM
 fi
+trap - INT TERM
 
 # What the fuzzer said last.
 {
