@@ -222,29 +222,35 @@ inline options parse_options(int argc, char** argv, const std::string& what)
             if (i + 1 >= argc) fail("missing value for " + a);
             return argv[++i];
         };
-        auto number = [&](double min) -> double {
+        // Bounded above too: a cast of a double beyond the integer's range
+        // is undefined, and 10^20 worker processes are not a request.
+        auto number = [&](double min, double max) -> double {
             const std::string v = value();
             char* end = nullptr;
             errno = 0;
             const double d = std::strtod(v.c_str(), &end);
-            if (errno || end == v.c_str() || *end || !(d >= min)) fail("bad value for " + a + ": " + v);
+            if (errno || end == v.c_str() || *end || !(d >= min && d <= max)) {
+                std::ostringstream why;
+                why << "bad value for " << a << ": " << v << " (" << min << " to " << max << ")";
+                fail(why.str());
+            }
             return d;
         };
         if (a == "--help" || a == "-h") {
             print_usage(argv[0], what, std::cout);
             std::exit(0);
         }
-        else if (a == "--iterations") o.iterations = static_cast<std::uint64_t>(number(1));
-        else if (a == "--time") o.seconds = number(1e-4), seconds_set = true;
-        else if (a == "--runs") o.runs = static_cast<unsigned>(number(1)), runs_set = true;
-        else if (a == "--procs") o.procs = static_cast<unsigned>(number(1));
+        else if (a == "--iterations") o.iterations = static_cast<std::uint64_t>(number(1, 1e15));
+        else if (a == "--time") o.seconds = number(1e-4, 3600), seconds_set = true;
+        else if (a == "--runs") o.runs = static_cast<unsigned>(number(1, 1000)), runs_set = true;
+        else if (a == "--procs") o.procs = static_cast<unsigned>(number(1, 1024));
         else if (a == "--quick") o.quick = true;
         else if (a == "--strict") o.strict = true;
         else if (a == "--pin") o.pin = true;
         else if (a == "--no-pin") o.pin = false;
         else if (a == "--filter") o.filter = value();
-        else if (a == "--timeout") o.timeout_s = static_cast<std::uint64_t>(number(1));
-        else if (a == "--max-preempted") o.max_preempted = number(0);
+        else if (a == "--timeout") o.timeout_s = static_cast<std::uint64_t>(number(1, 86400));
+        else if (a == "--max-preempted") o.max_preempted = number(0, 1);
         else if (a == "--tsv") o.tsv = value();
         else fail("unknown argument " + a);
     }

@@ -113,6 +113,35 @@ void expect_problem(const args& a, const std::string& what, const std::string& i
     BOOST_TEST(r.err.find(what) != std::string::npos, "stderr '" << r.err << "' should contain '" << what << "'");
 }
 
+/// Runs `shmkit args...` with its stdout on /dev/full (every write fails
+/// with ENOSPC); returns its exit status, and its stderr in `err`.
+int run_tool_into_dev_full(const args& a, std::string& err)
+{
+    test::pipe_pair e;
+    const std::string tool = test::tool_path();
+    test::child c([&] {
+        const int full = ::open("/dev/full", O_WRONLY);
+        if (full < 0 || ::dup2(full, 1) < 0 || ::dup2(e.wr, 2) < 0) return 126;
+        std::vector<char*> argv{const_cast<char*>(tool.c_str())};
+        for (const auto& x : a) argv.push_back(const_cast<char*>(x.c_str()));
+        argv.push_back(nullptr);
+        ::execv(tool.c_str(), argv.data());
+        return 127;
+    });
+    ::close(e.wr);
+    e.wr = -1;
+    for (char ch; (ch = e.receive(std::chrono::seconds(60))) != 0;) err += ch;
+    return c.wait();
+}
+
+/// Whether process `pid` has signal `sig` blocked (/proc/PID/status SigBlk).
+bool signal_blocked(pid_t pid, int sig)
+{
+    const std::string status = test::read_file("/proc/" + std::to_string(pid) + "/status");
+    const auto at = status.find("SigBlk:");
+    return at != std::string::npos && (std::stoull(status.substr(at + 7), nullptr, 16) >> (sig - 1) & 1) != 0;
+}
+
 /// Every byte value, NULs and newlines included, several times over.
 std::string binary_value(std::size_t n)
 {
@@ -657,6 +686,34 @@ BOOST_AUTO_TEST_CASE(hold_owns_the_slot_while_the_tool_runs_and_frees_it_when_st
     }
 }
 
+BOOST_AUTO_TEST_CASE(a_signal_ends_a_hold_s_wait_for_a_slot_with_exit_1_and_nothing_allocated)
+{
+    shm_target t;
+    expect_ok(run_tool({"create", "pool", t.name, "--type", "u16", "--capacity", "1"}), "");
+    shmkit::pool<std::uint16_t> p(shmkit::open_only, t.path);
+    holder first(t.name); // the only slot
+    for (const int sig : {SIGTERM, SIGINT, SIGHUP}) {
+        const std::string tool = test::tool_path();
+        test::child waiter([&] {
+            ::execl(tool.c_str(), tool.c_str(), "pool", "alloc", t.name.c_str(), "--hold", "--timeout", "600000",
+                    static_cast<char*>(nullptr));
+            return 127;
+        });
+        // The tool blocks its hold signals before it allocates: from then
+        // on the signal is its to handle, not the default action's.
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+        while (!signal_blocked(waiter.pid(), sig) && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::yield();
+        BOOST_TEST_REQUIRE(signal_blocked(waiter.pid(), sig));
+        waiter.kill(sig);
+        BOOST_TEST(waiter.wait() == 1); // not the 10 minutes of its --timeout
+        BOOST_TEST(p.used() == 1u);
+        BOOST_TEST(p.owner(first.index) == first.proc->pid());
+    }
+    BOOST_TEST(first.release() == 0);
+    BOOST_TEST(p.used() == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(bad_command_lines_are_usage_errors_and_missing_pools_exit_1)
 {
     shm_target t, b;
@@ -783,6 +840,58 @@ BOOST_AUTO_TEST_CASE(bad_command_lines_are_usage_errors)
                           args{"kv", "get", "", "k"}, args{"kv", "get", k.name, "-k"}})
         expect_usage(a);
     BOOST_TEST(shmkit::kv_store(k.name).size() == 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ---------------------------------------------------------------------------------
+
+BOOST_AUTO_TEST_SUITE(messages_and_output)
+
+BOOST_AUTO_TEST_CASE(output_that_cannot_be_written_is_exit_1_with_the_reason)
+{
+    kv_target k;
+    shm_target b;
+    expect_ok(run_tool({"kv", "put", k.name, "key", "value", "--create"}), "");
+    expect_ok(run_tool({"create", "buffer", b.name, "--type", "u32", "--capacity", "4"}), "");
+    for (const args& a : {args{"kv", "get", k.name, "key"}, args{"kv", "dump", k.name}, args{"buffer", "get", b.name, "0"},
+                          args{"ls"}, args{"--version"}}) {
+        BOOST_TEST_INFO("shmkit " << a.front() << (a.size() > 1 ? " " + a[1] : std::string()));
+        std::string err;
+        BOOST_TEST(run_tool_into_dev_full(a, err) == 1);
+        BOOST_TEST(err.find("No space left on device") != std::string::npos, "stderr: " << err);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(names_in_error_messages_cannot_be_terminal_escape_sequences)
+{
+    const std::string hostile = "./\x1b\x1b]0;owned\x07\n";
+    for (const args& a : {args{"info", hostile}, args{"check", hostile}, args{"stats", hostile}, args{"rm", hostile},
+                          args{"buffer", "get", hostile, "0"}, args{"kv", "get", "\x1b]0;owned\x07", "k"},
+                          args{"info", "/\x1b]0;" + std::string(300, 'x')}}) {
+        const auto r = run_tool(a);
+        BOOST_TEST_INFO("shmkit " << a.front());
+        BOOST_TEST((r.status == 1 || r.status == 2));
+        BOOST_TEST(!r.err.empty());
+        BOOST_TEST(r.err.find('\x1b') == std::string::npos, "stderr: " << r.err);
+        BOOST_TEST(r.err.find('\x07') == std::string::npos);
+        BOOST_TEST(r.err.find("\\x1b") != std::string::npos, "stderr: " << r.err); // escaped, still readable
+        BOOST_TEST(std::count(r.err.begin(), r.err.end(), '\n') == 1);      // one line
+    }
+}
+
+BOOST_AUTO_TEST_CASE(counts_seeds_and_float_values_take_no_wrapped_or_doubled_signs)
+{
+    for (const args& a : {args{"watch", "x", "--count=-1"}, args{"watch", "x", "--count", "0x"},
+                          args{"bench", "--procs=-1"}, args{"bench", "--runs", "-1"}, args{"bench", "--runs", "1001"},
+                          args{"bench", "--procs", "99999999999999999999"}, args{"bench", "--time", "inf"},
+                          args{"demo", "--seed=-1"}, args{"demo", "--seed", "12abc"}})
+        expect_usage(a);
+    shm_target f;
+    expect_ok(run_tool({"create", "buffer", f.name, "--type", "f64", "--capacity", "1"}), "");
+    expect_ok(run_tool({"buffer", "set", f.name, "0", "+2.5"}), "");
+    for (const char* v : {"+-5", "-+5", "++5", "--5", "+", "+ 5"}) expect_usage({"buffer", "set", f.name, "0", v});
+    expect_ok(run_tool({"buffer", "get", f.name, "0"}), "2.5\n");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -6,6 +6,7 @@
 // one table (bench_report.cpp). The benchmarks themselves are not here.
 #include "bench_report.hpp"
 #include "command.hpp"
+#include "data_common.hpp"
 
 #include <boost/program_options.hpp>
 
@@ -46,6 +47,54 @@ const char* const bench_help =
     "2 usage error\n";
 
 const char* const all_benchmarks[] = {"rwlock", "buffer", "pool", "kv", "share"};
+
+/// The bounds bench/harness.hpp puts on the same options.
+constexpr std::uint64_t max_procs = 1024, max_runs = 1000;
+constexpr double max_seconds = 3600;
+
+/// A file named by --json or --chart. It is opened before the runs, so that
+/// a bad path fails at once, with O_CLOEXEC, so that the benchmark programs
+/// and perl probes started meanwhile do not inherit it, and written after.
+class output_file {
+public:
+    output_file() = default;
+    output_file(const output_file&) = delete;
+    output_file& operator=(const output_file&) = delete;
+    ~output_file()
+    {
+        if (fd_ >= 0) ::close(fd_);
+    }
+
+    /// Creates or truncates `path`; false (errno set) if it cannot.
+    bool open(const std::string& path)
+    {
+        fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+        return fd_ >= 0;
+    }
+
+    bool is_open() const { return fd_ >= 0; }
+
+    /// Writes all of `text` and closes the file; false (errno set) if a
+    /// write or the close failed.
+    bool write_and_close(const std::string& text)
+    {
+        std::size_t done = 0;
+        int error = 0;
+        while (done < text.size() && error == 0) {
+            const ssize_t n = ::write(fd_, text.data() + done, text.size() - done);
+            if (n > 0) done += static_cast<std::size_t>(n);
+            else if (n == 0) error = EIO;
+            else if (errno != EINTR) error = errno;
+        }
+        if (::close(fd_) != 0 && error == 0) error = errno;
+        fd_ = -1;
+        errno = error;
+        return error == 0;
+    }
+
+private:
+    int fd_ = -1;
+};
 
 struct job {
     std::string bench;  ///< "buffer"
@@ -138,15 +187,16 @@ int run_bench(const args& a, std::ostream& out, std::ostream& err)
 {
     po::options_description opts("options");
     std::vector<std::string> only;
+    std::string procs_text, runs_text; // Boost would read "-1" as 2^32-1
     unsigned procs = 0, runs = 0;
     double seconds = 0;
     std::string json_path, chart_path, bench_dir;
     opts.add_options()("help,h", "this text")(
         "only", po::value(&only)->composing(), "ITEM: NAME, NAME:ROWS or ROWS (repeatable; see above)")(
-        "procs", po::value(&procs), "N: worker processes of the multi-process rows (the programs' default: 2)")(
+        "procs", po::value(&procs_text)->value_name("N"), "N: worker processes of the multi-process rows (the programs' default: 2)")(
         "quick", "smoke run: few, short measurements (the programs' --quick)")(
-        "runs", po::value(&runs), "R: measurements per figure, the median is shown")(
-        "time", po::value(&seconds), "S: seconds per measurement when calibrating")(
+        "runs", po::value(&runs_text)->value_name("R"), "R: measurements per figure, the median is shown")(
+        "time", po::value(&seconds)->value_name("S"), "S: seconds per measurement when calibrating")(
         "json", po::value(&json_path), "FILE: write every row as JSON")(
         "chart", po::value(&chart_path), "FILE.svg: write an SVG bar chart of the ratios")(
         "bench-dir", po::value(&bench_dir),
@@ -158,18 +208,20 @@ int run_bench(const args& a, std::ostream& out, std::ostream& err)
         out << bench_help << "\n" << opts;
         return exit_ok;
     }
+    if (vm.count("procs")) procs = static_cast<unsigned>(parse_unsigned(procs_text, "bench: --procs", max_procs));
+    if (vm.count("runs")) runs = static_cast<unsigned>(parse_unsigned(runs_text, "bench: --runs", max_runs));
     if (vm.count("procs") && procs < 1) throw usage_error("bench: --procs must be at least 1");
     if (vm.count("runs") && runs < 1) throw usage_error("bench: --runs must be at least 1");
-    if (vm.count("time") && !(seconds > 0)) throw usage_error("bench: --time must be positive");
+    if (vm.count("time") && !(seconds > 0 && seconds <= max_seconds))
+        throw usage_error("bench: --time must be more than 0 and at most " + std::to_string(int(max_seconds)) + " s");
     const bool quick = vm.count("quick") > 0;
     const std::vector<job> jobs = plan(only);
 
     // The output files are opened first: a bad path fails now, not after the run.
-    std::ofstream json_file, chart_file;
+    output_file json_file, chart_file;
     for (auto [path, file] : {std::pair{&json_path, &json_file}, std::pair{&chart_path, &chart_file}})
         if (!path->empty()) {
-            file->open(*path, std::ios::trunc);
-            if (!*file) {
+            if (!file->open(*path)) {
                 err << "shmkit: bench: cannot write " << *path << ": " << std::strerror(errno) << "\n";
                 return exit_problem;
             }
@@ -268,13 +320,17 @@ int run_bench(const args& a, std::ostream& out, std::ostream& err)
         << std::defaultfloat;
 
     print_bench_table(out, groups);
-    if (json_file.is_open()) write_bench_json(json_file, groups, quick, vm.count("procs") ? procs : 0);
-    if (chart_file.is_open()) write_bench_svg(chart_file, groups);
-    for (auto [path, file] : {std::pair{&json_path, &json_file}, std::pair{&chart_path, &chart_file}})
-        if (file->is_open() && !file->flush()) {
-            err << "shmkit: bench: writing " << *path << " failed\n";
+    const auto save = [&](output_file& file, const std::string& path, const auto& write) {
+        if (!file.is_open()) return;
+        std::ostringstream text;
+        write(text);
+        if (!file.write_and_close(text.str())) {
+            err << "shmkit: bench: writing " << path << " failed: " << std::strerror(errno) << "\n";
             failed = true;
         }
+    };
+    save(json_file, json_path, [&](std::ostream& o) { write_bench_json(o, groups, quick, vm.count("procs") ? procs : 0); });
+    save(chart_file, chart_path, [&](std::ostream& o) { write_bench_svg(o, groups); });
     return failed ? exit_problem : exit_ok;
 }
 

@@ -6,6 +6,7 @@
 // (creating and removing the structures), demo_worker (a worker's rounds),
 // demo_crew (forking, the kill, reaping), demo_verify (the checks).
 #include "command.hpp"
+#include "data_common.hpp"
 #include "demo_crew.hpp"
 #include "demo_plan.hpp"
 #include "demo_segments.hpp"
@@ -52,7 +53,7 @@ int run_demo(const args& a, std::ostream& out, std::ostream& err)
     int workers = 4, rounds = 2000;
     opts.add_options()("help,h", "this text")("workers", po::value(&workers), "worker processes, 2 to 64 (default 4)")(
         "rounds", po::value(&rounds), "rounds per worker, 2 to 1000000 (default 2000)")(
-        "seed", po::value<std::uint64_t>(), "chooses the victim, its round and the freezes' delays (default: random)")(
+        "seed", po::value<std::string>()->value_name("N"), "chooses the victim, its round and the freezes' delays (default: random)")(
         "quiet,q", "print only the last line (and, on stderr, what failed)");
     const parsed_args cmdline = parse_command_args(a, opts); // no operand: a stray argument is an error, not ignored
     if (cmdline.help) {
@@ -66,7 +67,7 @@ int run_demo(const args& a, std::ostream& out, std::ostream& err)
     demo::plan p;
     p.workers = workers;
     p.rounds = rounds;
-    p.seed = cmdline.vm.count("seed") ? cmdline.vm["seed"].as<std::uint64_t>()
+    p.seed = cmdline.vm.count("seed") ? parse_unsigned(cmdline.vm["seed"].as<std::string>(), "demo: --seed")
                                       : (std::uint64_t{std::random_device{}()} << 32 | std::random_device{}());
     p.prefix = "shmkit-demo-" + std::to_string(::getpid()) + "-";
     std::mt19937_64 rng(p.seed);

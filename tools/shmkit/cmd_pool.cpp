@@ -22,10 +22,12 @@
 #include <boost/program_options.hpp>
 
 #include <cerrno>
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <iostream>
 #include <map>
+#include <optional>
 
 #include <poll.h>
 #include <sys/signalfd.h>
@@ -55,7 +57,9 @@ const char* const pool_help =
     "full pool) takes it back. With --hold the tool owns the slot while it runs:\n"
     "it prints the index, keeps the slot until its standard input ends (or SIGINT,\n"
     "SIGTERM, SIGHUP), and then frees it.\n"
-    "Without --timeout, alloc does not wait: exit 1 if no slot is free.\n\n"
+    "Without --timeout, alloc does not wait: exit 1 if no slot is free. With\n"
+    "--timeout, it waits up to MS milliseconds (--hold: or until one of those\n"
+    "signals, which ends it with exit 1 and nothing allocated).\n\n"
     "ls: one line per allocated slot: INDEX, owner PID (0 once the owner's entry\n"
     "is gone), alive or dead, and the value (pool<T>: the number; str_pool: the\n"
     "string C-escaped; raw_pool: none), separated by tabs.\n\n"
@@ -150,6 +154,36 @@ struct alloc_request {
     bool token = false, hold = false;
 };
 
+/// Whether one of `signals` (blocked) is pending.
+bool signal_pending(const sigset_t& signals)
+{
+    sigset_t pending;
+    if (::sigpending(&pending) != 0) shmkit::detail::throw_errno(errno, "sigpending", "failed");
+    for (const int s : {SIGINT, SIGTERM, SIGHUP})
+        if (sigismember(&signals, s) && sigismember(&pending, s)) return true;
+    return false;
+}
+
+/// alloc(timeout) for --hold, whose signals are blocked from the start (see
+/// run_pool): it waits in slices and looks for a pending signal between
+/// them, so that Ctrl-C ends a long wait instead of being held back until a
+/// slot comes (and then freeing it at once). `interrupted` says why it
+/// returned nothing. A free still wakes the wait at once; only the signal
+/// waits up to a slice.
+template <class P>
+std::optional<std::size_t> alloc_for_hold(P& p, std::chrono::milliseconds timeout, bool& interrupted)
+{
+    using std::chrono::milliseconds;
+    constexpr milliseconds slice(100);
+    const sigset_t signals = hold_signals();
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        const auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (auto i = p.alloc(std::clamp(left, milliseconds(0), slice))) return i;
+        if ((interrupted = signal_pending(signals)) || left <= slice) return std::nullopt;
+    }
+}
+
 template <class P>
 int do_alloc(P& p, const segment_info& info, const alloc_request& r, std::ostream& out, std::ostream& err)
 {
@@ -169,7 +203,10 @@ int do_alloc(P& p, const segment_info& info, const alloc_request& r, std::ostrea
         }
     }
     std::optional<std::size_t> i;
-    if (r.timeout) {
+    bool interrupted = false;
+    if (r.timeout && r.hold) {
+        i = alloc_for_hold(p, *r.timeout, interrupted);
+    } else if (r.timeout) {
         i = p.alloc(*r.timeout);
     } else {
         i = p.try_alloc();
@@ -177,7 +214,8 @@ int do_alloc(P& p, const segment_info& info, const alloc_request& r, std::ostrea
     }
     if (!i) {
         err << "shmkit: pool alloc: " << info.path << ": no free slot";
-        if (r.timeout) err << " within " << r.timeout->count() << " ms";
+        if (interrupted) err << " before a signal ended the wait";
+        else if (r.timeout) err << " within " << r.timeout->count() << " ms";
         err << "\n";
         return exit_problem;
     }

@@ -21,6 +21,8 @@
 #include <set>
 #include <sstream>
 
+#include <sys/stat.h>
+
 namespace shmkit_tool {
 
 namespace {
@@ -74,6 +76,18 @@ std::string kv_store_name(const segment_report& r)
     if (r.name.empty() && r.path.rfind("/dev/shm/", 0) != 0)
         throw std::runtime_error("a kv_store outside /dev/shm cannot be opened by name to repair it");
     return r.name.empty() ? "/" + r.path.substr(9) : r.name;
+}
+
+/// Whether `path` still names the file `fd` has open. kv_store and share
+/// open by name or key, and would open (kv_store: create) whatever is there
+/// now: a target removed or replaced since it was inspected is left alone.
+/// (The check and the open are two steps; a replacement between them is
+/// not seen.)
+bool still_named(int fd, const std::string& path)
+{
+    struct stat open_file, named;
+    return ::fstat(fd, &open_file) == 0 && ::stat(path.c_str(), &named) == 0 && open_file.st_dev == named.st_dev &&
+           open_file.st_ino == named.st_ino;
 }
 
 int recover_one(const target& t, std::chrono::milliseconds wait, std::ostream& out, std::ostream& err)
@@ -132,7 +146,10 @@ int recover_one(const target& t, std::chrono::milliseconds wait, std::ostream& o
     }
     if (kv_root && ((!before.locks.empty() && before.locks[0].held_by_dead()) || before.kv->repair_needed)) {
         const std::uint64_t repairs = before.kv->repairs;
-        kv_store kv(kv_store_name(before));
+        const std::string name = kv_store_name(before);
+        if (!still_named(seg.fd(), "/dev/shm" + name))
+            throw std::runtime_error("the kv_store was removed or replaced since it was inspected: not repaired");
+        kv_store kv(name);
         std::string why;
         const bool sound = kv.check(&why); // takes the writers' lock: repairs what a dead writer left
         const std::uint64_t now = kv.stats().repairs;
@@ -146,8 +163,12 @@ int recover_one(const target& t, std::chrono::milliseconds wait, std::ostream& o
         }
     }
     if (share_root && !before.locks.empty() && before.locks[0].held_by_dead()) {
-        share_options o;
-        share s(static_cast<key_t>(before.share->key), o);
+        const key_t key = static_cast<key_t>(before.share->key);
+        if (!still_named(seg.fd(), "/dev/shm/" + share::native_name(key)))
+            throw std::runtime_error("the share of key " + std::to_string(before.share->key) +
+                                     " is not this file (a copy, or removed or replaced since it was inspected): "
+                                     "not recovered");
+        share s(key, share_options{});
         if (s.try_lock_for(wait)) {
             s.unlock(); // the exclusive lock repairs what a dead writer left
             done.push_back("recovered the share's lock " + holder_text(before.locks[0], "writer"));

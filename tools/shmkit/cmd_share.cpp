@@ -1,6 +1,7 @@
 // shmkit share fetch|store|version|rm KEY: a share's value on stdout / from
 // stdin, binary-safe, for scripts.
 #include "command.hpp"
+#include "data_common.hpp"
 #include "target.hpp"
 
 #include <shmkit/error.hpp>
@@ -58,11 +59,7 @@ int run_share(const args& a, std::ostream& out, std::ostream& err)
         return exit_ok;
     }
     if (!vm.count("action") || !vm.count("key")) throw usage_error("share: expected an action and a KEY");
-    if (vm.count("mode")) {
-        std::size_t used = 0;
-        mode = static_cast<unsigned>(std::stoul(vm["mode"].as<std::string>(), &used, 8));
-        if (used != vm["mode"].as<std::string>().size() || mode > 0777) throw usage_error("--mode: octal bits, at most 777");
-    }
+    if (vm.count("mode")) mode = parse_mode(vm["mode"].as<std::string>());
     const std::string action = vm["action"].as<std::string>();
     const key_t key = parse_share_key(vm["key"].as<std::string>());
     shmkit::share_options o;

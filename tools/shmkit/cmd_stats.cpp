@@ -4,6 +4,7 @@
 // every interval, until interrupted (SIGINT, SIGTERM) or N times.
 // Both read the segment with shmkit::inspect: nothing in it changes.
 #include "command.hpp"
+#include "data_common.hpp"
 #include "parse.hpp"
 #include "target.hpp"
 
@@ -171,6 +172,7 @@ struct stats_args {
     bool prometheus = false;
     double interval = 1.0;
     std::uint64_t count = 0; ///< 0: until interrupted
+    std::string count_text;  ///< --count as given (Boost would read "-1" as 2^64-1)
     bool help = false;
 };
 
@@ -181,7 +183,7 @@ stats_args parse(const args& a, bool watch, std::ostream& out)
     opts.add_options()("help,h", "this text")("prometheus", "Prometheus text exposition format");
     if (watch)
         opts.add_options()("interval", po::value(&s.interval), "seconds between rounds (default 1)")(
-            "count", po::value(&s.count), "stop after N rounds (default: until interrupted)");
+            "count", po::value(&s.count_text)->value_name("N"), "stop after N rounds (default: until interrupted)");
     const parsed_args p = parse_command_args(a, opts, "target", 1);
     s.help = p.help;
     if (s.help) {
@@ -192,7 +194,8 @@ stats_args parse(const args& a, bool watch, std::ostream& out)
     if (p.positional.empty()) throw usage_error(std::string(cmd) + ": expected a TARGET");
     if (!(s.interval > 0) || !std::isfinite(s.interval) || s.interval > 86400)
         throw usage_error("watch: --interval must be more than 0 and at most 86400 seconds");
-    if (p.vm.count("count") && s.count == 0) throw usage_error("watch: --count must be at least 1");
+    if (p.vm.count("count") && (s.count = parse_unsigned(s.count_text, "watch: --count")) == 0)
+        throw usage_error("watch: --count must be at least 1");
     s.prometheus = p.vm.count("prometheus") > 0;
     s.t = resolve_target(p.positional[0]);
     return s;

@@ -126,7 +126,7 @@ T parse_value(const std::string& s, const char* what, const char* type_name, boo
         T v{};
         const char* b = s.data();
         const char* e = s.data() + s.size();
-        if (b != e && *b == '+') ++b;
+        if (b != e && *b == '+' && ++b != e && *b == '-') detail::bad_number(s, what, type_name, false); // "+-5"
         const auto r = std::from_chars(b, e, v);
         if (b == e || r.ptr != e || r.ec == std::errc::invalid_argument) detail::bad_number(s, what, type_name, false);
         if (r.ec == std::errc::result_out_of_range) detail::bad_number(s, what, type_name, true);

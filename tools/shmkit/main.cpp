@@ -2,12 +2,16 @@
 // data commands for scripts; the demo; the benchmarks. See `shmkit --help`
 // and doc/shmkit/tool.adoc.
 #include "command.hpp"
+#include "target.hpp"
 
 #include <shmkit/config.hpp>
 #include <shmkit/error.hpp>
 
 #include <boost/program_options.hpp>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <iomanip>
 #include <iostream>
 #include <string>
@@ -84,25 +88,43 @@ int dispatch(int argc, char** argv)
     return c->run(rest, std::cout, std::cerr);
 }
 
+/// Flushes stdout and says whether everything written to it arrived: the
+/// commands' text sits in stdio's buffer (std::cout is synced with it), so a
+/// full disk (ENOSPC, /dev/full) shows only here, and must not exit 0.
+bool output_written()
+{
+    std::cout.flush();
+    return std::cout && std::fflush(stdout) == 0 && !std::ferror(stdout);
+}
+
 } // namespace
 } // namespace shmkit_tool
 
 int main(int argc, char** argv)
 {
     using namespace shmkit_tool;
+    // Messages can carry names from the command line or from /dev/shm:
+    // printable() keeps them from being terminal escape sequences.
+    int status = exit_problem;
     try {
-        return dispatch(argc, argv);
+        status = dispatch(argc, argv);
     } catch (const usage_error& e) {
         // (before std::exception: a usage error is exit status 2)
-        std::cerr << "shmkit: " << e.what() << " (see shmkit --help)\n";
-        return exit_usage;
+        std::cerr << "shmkit: " << printable(e.what()) << " (see shmkit --help)\n";
+        status = exit_usage;
     } catch (const boost::program_options::error& e) {
-        std::cerr << "shmkit: " << e.what() << " (see shmkit --help)\n";
-        return exit_usage;
+        std::cerr << "shmkit: " << printable(e.what()) << " (see shmkit --help)\n";
+        status = exit_usage;
     } catch (const std::exception& e) {
         // The library's messages name themselves ("shmkit: ..."); others get the prefix.
-        const std::string what = e.what();
+        const std::string what = printable(e.what());
         std::cerr << (what.rfind("shmkit", 0) == 0 ? "" : "shmkit: ") << what << "\n";
-        return exit_problem;
+        status = exit_problem;
     }
+    if (!output_written()) {
+        const int e = errno;
+        std::cerr << "shmkit: writing the output failed: " << std::strerror(e) << "\n";
+        if (status == exit_ok) status = exit_problem;
+    }
+    return status;
 }

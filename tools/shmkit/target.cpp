@@ -8,11 +8,13 @@
 #include <shmkit/share.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <climits>
 #include <cstdio>
 #include <ctime>
 #include <ostream>
 #include <sstream>
+#include <system_error>
 
 namespace shmkit_tool {
 
@@ -22,21 +24,19 @@ std::string labelled(const std::string& label, std::string what)
 {
     if (what.rfind("shmkit: ", 0) == 0) what.erase(0, 8);
     if (what.rfind(label + ": ", 0) == 0) return printable(what);
-    return label + ": " + printable(what);
+    return printable(label) + ": " + printable(what);
 }
 
 key_t parse_share_key(const std::string& s)
 {
     if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-        std::size_t used = 0;
-        unsigned long v = 0;
-        try {
-            v = std::stoul(s.substr(2), &used, 16);
-        } catch (const std::exception&) {
-            used = 0;
-        }
-        if (used != s.size() - 2 || v > 0xffffffffUL) throw usage_error("bad hexadecimal key '" + s + "'");
-        return static_cast<key_t>(static_cast<std::uint32_t>(v));
+        // from_chars, unlike stoul, takes neither blanks nor a sign: "0x 1"
+        // is no key rather than 1.
+        std::uint32_t v = 0;
+        const char* const end = s.data() + s.size();
+        const auto r = std::from_chars(s.data() + 2, end, v, 16);
+        if (r.ec != std::errc() || r.ptr != end) throw usage_error("bad hexadecimal key '" + s + "'");
+        return static_cast<key_t>(v);
     }
     try {
         return shmkit::share_key(s);
@@ -51,7 +51,7 @@ std::string checked_posix_name(const std::string& text)
 {
     const std::string n = (!text.empty() && text[0] == '/') ? text.substr(1) : text;
     if (n.empty() || n.size() > NAME_MAX || n == "." || n == "..")
-        throw usage_error("invalid target '" + printable(text) +
+        throw usage_error("invalid target '" + text +
                           "': a POSIX name is NAME or /NAME, one component of at most 255 bytes");
     return "/" + n;
 }
