@@ -29,7 +29,8 @@ const char* const rm_help =
     "usage: shmkit rm TARGET... [--force]\n\n"
     "Removes each segment (its name: processes attached keep what they mapped):\n"
     "  - a kv_store root removes the store (kv_store::remove: the root and its\n"
-    "    current table);\n"
+    "    current table; the table a root elsewhere names is removed only if it\n"
+    "    is one);\n"
     "  - a share (share:KEY or its root) removes the share with its value\n"
     "    segment (share::remove);\n"
     "  - any other segment is unlinked.\n"
@@ -44,6 +45,23 @@ void unlink_file(const std::string& path)
 {
     if (::unlink(path.c_str()) != 0 && errno != ENOENT)
         throw std::runtime_error(path + ": cannot remove: " + std::strerror(errno));
+}
+
+/// Unlinks the kv table or share value segment `path` that a root names,
+/// if it is one: a damaged or forged root can name any file of that name,
+/// and rm removes only shmkit segments. Returns a note when it is left.
+std::string unlink_part(const std::string& path, bool kv_table)
+{
+    try {
+        const segment_report p = inspect(path);
+        if (kv_table ? (p.kv && p.kv->is_table) : (p.share && p.share->is_value_segment)) {
+            unlink_file(path);
+            return "";
+        }
+    } catch (const shmkit::error& e) {
+        if (e.code() == std::errc::no_such_file_or_directory) return "";
+    }
+    return std::string(" (") + path + " is not " + (kv_table ? "a kv_store table" : "a share value segment") + ": left)";
 }
 
 bool in_dev_shm(const segment_report& r) { return r.path.rfind("/dev/shm/", 0) == 0 && r.path.find('/', 9) == std::string::npos; }
@@ -69,27 +87,29 @@ std::string remove_one(const target& t, bool force)
         s << "); not removed (--force removes it anyway)";
         throw std::runtime_error(s.str());
     }
-    std::string what = "removed";
+    std::string what = "removed", left;
     if (r.kv && !r.kv->is_table) {
         if (in_dev_shm(r) && !lock0_held_alive(r)) {
             kv_store::remove(r.path.substr(9));
         } else {
             unlink_file(r.path);
-            if (!r.kv->table_path.empty()) unlink_file(r.kv->table_path);
+            if (!r.kv->table_path.empty()) left = unlink_part(r.kv->table_path, true);
         }
-        if (!r.kv->table_path.empty()) what += " (with table " + std::to_string(r.kv->generation) + ")";
+        if (!r.kv->table_path.empty() && left.empty()) what += " (with table " + std::to_string(r.kv->generation) + ")";
     } else if (r.share && !r.share->is_value_segment) {
         const std::string native = "/dev/shm/" + share::native_name(static_cast<key_t>(r.share->key));
         if (r.path == native && !lock0_held_alive(r)) {
             share::remove(static_cast<key_t>(r.share->key));
         } else {
             unlink_file(r.path);
-            if (!r.share->value_path.empty()) unlink_file(r.share->value_path);
+            if (!r.share->value_path.empty()) left = unlink_part(r.share->value_path, false);
         }
-        if (!r.share->value_inline) what += " (with value segment " + std::to_string(r.share->value_generation) + ")";
+        if (!r.share->value_inline && left.empty())
+            what += " (with value segment " + std::to_string(r.share->value_generation) + ")";
     } else {
         if (::unlink(r.path.c_str()) != 0) throw std::runtime_error(std::string("cannot remove: ") + std::strerror(errno));
     }
+    what += left;
     if (!live.empty()) {
         std::ostringstream s;
         s << " (forced; still attached: pid";
