@@ -121,12 +121,13 @@ struct pipe_pair {
     }
 };
 
-/// Reaps process `pid` (a child of this process), waiting at most `limit`;
-/// kills it if it overruns. Returns the exit status, 128 + signal, or -1 on
-/// overrun.
-inline int wait_for_exit(pid_t pid, std::chrono::milliseconds limit)
+/// Waits, at most `limit`, until process `pid` (a child of this process) has
+/// exited, without reaping it: it stays a zombie, for tests about what a dead
+/// but unreaped process still holds (waitid's WNOWAIT alone has no deadline).
+/// True if it exited in time.
+inline bool until_exited(pid_t pid, std::chrono::milliseconds limit)
 {
-    int status = 0;
+    if (pid <= 0) return false;
     // pidfd + poll: wakes exactly when the child exits, bounded by `limit`.
     const int pfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
     if (pfd >= 0) {
@@ -134,24 +135,32 @@ inline int wait_for_exit(pid_t pid, std::chrono::milliseconds limit)
         int r;
         do { r = ::poll(&p, 1, static_cast<int>(limit.count())); } while (r < 0 && errno == EINTR);
         ::close(pfd);
-        if (r == 0) {
-            ::kill(pid, SIGKILL);
-            ::waitpid(pid, &status, 0);
-            return -1;
-        }
-        ::waitpid(pid, &status, 0);
-    } else {
-        // No pidfd (a kernel before 5.3): looks for the exit every 5 ms.
-        const auto deadline = std::chrono::steady_clock::now() + limit;
-        while (::waitpid(pid, &status, WNOHANG) == 0) {
-            if (std::chrono::steady_clock::now() >= deadline) {
-                ::kill(pid, SIGKILL);
-                ::waitpid(pid, &status, 0);
-                return -1;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(5)); // polling an exit, not ordering processes
-        }
+        return r > 0;
     }
+    // No pidfd (a kernel before 5.3): looks for the exit every 5 ms.
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+        siginfo_t info{};
+        if (::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT | WNOHANG) != 0) return false;
+        if (info.si_pid == pid) return true;
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5)); // polling an exit, not ordering processes
+    }
+}
+
+/// Reaps process `pid` (a child of this process), waiting at most `limit`;
+/// kills it if it overruns. Returns the exit status, 128 + signal, or -1 on
+/// overrun.
+inline int wait_for_exit(pid_t pid, std::chrono::milliseconds limit)
+{
+    if (pid <= 0) return -2; // no child (waited for already): never kill(-1)
+    int status = 0;
+    if (!until_exited(pid, limit)) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, &status, 0);
+        return -1;
+    }
+    ::waitpid(pid, &status, 0);
     if (WIFEXITED(status)) return WEXITSTATUS(status);
     if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
     return -2;

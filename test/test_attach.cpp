@@ -9,6 +9,7 @@
 
 #include <sched.h>
 
+using namespace std::chrono_literals;
 using shmkit::segment;
 
 namespace {
@@ -30,6 +31,19 @@ std::optional<shmkit::detail::attach_info> find(const std::vector<shmkit::detail
     for (const auto& e : v)
         if (e.pid == static_cast<std::uint32_t>(pid)) return e;
     return std::nullopt;
+}
+
+/// The end of a grandchild (a process a test::child forks, which the test
+/// process cannot reap and may not get to kill): it waits until no one else
+/// holds `never`'s write end, that is until the child that forked it is dead
+/// and the test process has left the case (on any path, a failed assertion
+/// included) or died, then exits. Closing its own copy first is what lets
+/// that EOF come.
+[[noreturn]] void outlive_the_case_only(const test::pipe_pair& never)
+{
+    ::close(never.wr);
+    never.receive();
+    std::_Exit(0);
 }
 
 } // namespace
@@ -76,12 +90,11 @@ BOOST_AUTO_TEST_CASE(dead_processes_are_seen_dead_and_reclaimed)
         never.receive();
         return 0;
     });
-    BOOST_REQUIRE_EQUAL(attached.receive(), 'x');
+    BOOST_REQUIRE_EQUAL(attached.receive(30s), 'x');
     BOOST_TEST(a.stats().attached_alive == 2u);
     c.kill();
     // Not reaped yet: a zombie holds nothing and must count as dead.
-    siginfo_t info;
-    BOOST_REQUIRE_EQUAL(::waitid(P_PID, static_cast<id_t>(c.pid()), &info, WEXITED | WNOWAIT), 0);
+    BOOST_REQUIRE(test::until_exited(c.pid(), 30s));
     const auto e = find(a.attached(), c.pid());
     BOOST_REQUIRE(e.has_value());
     BOOST_TEST(!e->alive);
@@ -124,26 +137,26 @@ BOOST_AUTO_TEST_CASE(parent_death_is_seen_while_a_forked_child_lives)
         const pid_t q = ::fork();
         if (q == 0) {
             // fork() has returned here, so the fork handlers have run: Q's
-            // copy of P's lock descriptor is already replaced.
+            // copy of P's lock descriptor is already replaced. Q must outlive
+            // P (so no PR_SET_PDEATHSIG here), and ends with the case.
             started.send();
-            never.receive();
-            std::_Exit(0);
+            outlive_the_case_only(never);
         }
         *q_pid = q;
-        started.receive();
+        if (started.receive(30s) != 'x') return 1;
         ready.send();
         never.receive();
         return 0;
     });
-    BOOST_REQUIRE_EQUAL(ready.receive(), 'x');
+    BOOST_REQUIRE_EQUAL(ready.receive(30s), 'x');
     const pid_t p_pid = p.pid();
     BOOST_TEST(find(a.attached(), p_pid)->alive);
     p.kill();
     p.wait();
+    BOOST_TEST(::kill(*q_pid, 0) == 0); // Q lives on (reparented), holding its descriptor
     const auto e = find(a.attached(), p_pid);
     BOOST_REQUIRE(e.has_value());
     BOOST_TEST(!e->alive);
-    ::kill(*q_pid, SIGKILL); // Q was reparented; the kill is its cleanup
 }
 
 BOOST_AUTO_TEST_CASE(pid_reuse_does_not_fake_liveness)
@@ -175,7 +188,7 @@ BOOST_AUTO_TEST_CASE(anonymous_segments_track_forked_children)
         never.receive();
         return 0;
     });
-    BOOST_REQUIRE_EQUAL(attached.receive(), 'x');
+    BOOST_REQUIRE_EQUAL(attached.receive(30s), 'x');
     const pid_t pid = c.pid();
     BOOST_TEST(find(a.attached(), pid)->alive);
     c.kill();
@@ -196,7 +209,7 @@ BOOST_AUTO_TEST_CASE(full_table_is_an_error_until_someone_dies)
         never.receive();
         return 0;
     });
-    BOOST_REQUIRE_EQUAL(attached.receive(), 'x');
+    BOOST_REQUIRE_EQUAL(attached.receive(30s), 'x');
     try {
         segment::file(shmkit::open_only, dir / "s");
         BOOST_ERROR("attached beyond capacity");
@@ -234,10 +247,13 @@ BOOST_AUTO_TEST_CASE(processes_in_another_pid_namespace)
         }
         const pid_t inner = ::fork(); // pid 1 of the new namespace
         if (inner == 0) {
+            // Dies with outer (which the test kills on any failure). Its
+            // parent is outside its namespace, so getppid() is 0 whether or
+            // not outer already died; outlive_the_case_only covers that race.
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
             segment s = segment::file(shmkit::open_only, dir / "s");
             attached.send();
-            never.receive();
-            std::_Exit(0);
+            outlive_the_case_only(never);
         }
         *inner_pid = inner;
         known.send();
@@ -245,12 +261,12 @@ BOOST_AUTO_TEST_CASE(processes_in_another_pid_namespace)
         ::waitpid(inner, &st, 0);
         return 0;
     });
-    BOOST_REQUIRE_EQUAL(attached.receive(), 'x');
+    BOOST_REQUIRE_EQUAL(attached.receive(30s), 'x');
     if (*unsupported) {
         BOOST_TEST_MESSAGE("unshare(CLONE_NEWPID) not permitted here; namespace case not exercised");
         return;
     }
-    BOOST_REQUIRE_EQUAL(known.receive(), 'x');
+    BOOST_REQUIRE_EQUAL(known.receive(30s), 'x');
     BOOST_REQUIRE_GT(*inner_pid, 1);
     const auto e = find(a.attached(), 1);
     BOOST_REQUIRE(e.has_value());
@@ -285,7 +301,7 @@ BOOST_AUTO_TEST_CASE(high_water_mark_follows_the_entries_in_use)
         never.receive();
         return 0;
     });
-    BOOST_REQUIRE_EQUAL(attached.receive(), 'x');
+    BOOST_REQUIRE_EQUAL(attached.receive(30s), 'x');
     BOOST_TEST(a.attachment().high_water() == 4u);
     c.kill();
     c.wait();

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstring>
 
+using namespace std::chrono_literals;
 using shmkit::segment;
 
 namespace {
@@ -109,7 +110,7 @@ BOOST_AUTO_TEST_CASE(creator_killed_during_initialisation_leaves_nothing)
         });
         return 0;
     });
-    BOOST_REQUIRE_EQUAL(inside.receive(), 'x');
+    BOOST_REQUIRE_EQUAL(inside.receive(30s), 'x');
     creator.kill();
     BOOST_TEST(creator.wait() == 128 + SIGKILL);
     BOOST_TEST(::access(path.c_str(), F_OK) != 0);

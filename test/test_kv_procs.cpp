@@ -16,6 +16,7 @@
 #define BOOST_TEST_MODULE kv_processes
 #include "support.hpp"
 
+#include <shmkit/inspect.hpp>
 #include <shmkit/kv_store.hpp>
 #include <shmkit/sync/futex.hpp>
 
@@ -1248,7 +1249,7 @@ BOOST_AUTO_TEST_CASE(a_reader_killed_inside_visit_or_get_all_does_not_block_writ
                     return 1;
                 });
             });
-            BOOST_REQUIRE(in_callback.receive() == 'v');
+            BOOST_REQUIRE(in_callback.receive(30s) == 'v');
             const std::string k = "after-visit-" + std::to_string(round);
             if (round % 2 == 0) {
                 // A writer already waiting for the shared holder when it dies.
@@ -1259,7 +1260,19 @@ BOOST_AUTO_TEST_CASE(a_reader_killed_inside_visit_or_get_all_does_not_block_writ
                     ws.put(k, "written");
                     return ws.get(k) == std::string("written") ? 0 : 1;
                 });
-                BOOST_REQUIRE(up.receive() == 'w');
+                BOOST_REQUIRE(up.receive(30s) == 'w');
+                // Waiting before the kill: it owns the writer word of the
+                // root's lock (announced, draining the victim's read lock),
+                // and, best effort, sleeps there.
+                const auto waiting = [&] {
+                    const auto r = shmkit::inspect(shmkit::posix_name, name.str());
+                    return !r.locks.empty() && r.locks[0].holder_pid == static_cast<std::uint32_t>(w.pid()) &&
+                           r.locks[0].readers != 0;
+                };
+                const auto by = std::chrono::steady_clock::now() + 30s;
+                while (!waiting() && std::chrono::steady_clock::now() < by) std::this_thread::yield();
+                BOOST_REQUIRE_MESSAGE(waiting(), "the writer never came to wait for the reader's lock");
+                test::until_sleeping(w.pid());
                 victim.kill();
                 BOOST_TEST(victim.wait() == 128 + SIGKILL);
                 BOOST_TEST(w.wait(20s) == 0);

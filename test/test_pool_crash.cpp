@@ -198,7 +198,7 @@ BOOST_AUTO_TEST_CASE(recoverers_killed_half_way_leave_the_rest_to_the_next)
                 for (;;) q.recover_stale();
                 return 0;
             });
-            BOOST_REQUIRE(go.receive() == 'x');
+            BOOST_REQUIRE(go.receive(30s) == 'x');
             std::this_thread::sleep_for(std::chrono::microseconds(rng() % 2000));
             rec.kill();
             rec.wait();
@@ -227,13 +227,16 @@ BOOST_AUTO_TEST_CASE(adopters_killed_after_the_handoff_leave_nothing_behind)
             return ::write(handoff.wr, &c, 1) == 1 ? 0 : 2;
         });
         BOOST_REQUIRE(producer.wait() == 0); // the allocator is dead now
+        test::pipe_pair adopting;
         test::child consumer([&] {
             pool<std::int64_t> q(shmkit::open_only, path);
             char c = 0;
             if (::read(handoff.rd, &c, 1) != 1) return 1;
             const auto i = static_cast<std::size_t>(c);
+            adopting.send(); // the kill below lands in the adopt loop, not before the pool is open
             for (;;) q.adopt(i); // may lose the race against recovery: then it is free
         });
+        BOOST_REQUIRE(adopting.receive(30s) == 'x');
         std::this_thread::sleep_for(std::chrono::microseconds(rng() % 300));
         if (k % 2) p.recover_stale(); // races the adopt
         consumer.kill();

@@ -801,21 +801,22 @@ BOOST_AUTO_TEST_CASE(slots_of_a_zombie_are_recovered_before_it_is_reaped)
     i64_pool file(shmkit::create_only, dir / "p", 8);
     auto anon = i64_pool::anonymous(8);
     for (i64_pool* p : {&file, &anon}) {
-        const pid_t pid = ::fork();
-        BOOST_REQUIRE(pid >= 0);
-        if (pid == 0) {
+        test::child c([p] {
             for (int k = 0; k < 3; ++k)
-                if (!p->try_alloc()) std::_Exit(1);
-            std::_Exit(0);
-        }
+                if (!p->try_alloc()) return 1;
+            return 0;
+        });
+        // Wait for the exit but leave the child a zombie (c reaps it, on every path).
+        BOOST_REQUIRE(test::until_exited(c.pid(), 30s));
         siginfo_t info{};
-        // WNOWAIT: wait for the exit but leave the child a zombie.
-        BOOST_REQUIRE(::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) == 0);
+        BOOST_REQUIRE(::waitid(P_PID, static_cast<id_t>(c.pid()), &info, WEXITED | WNOWAIT | WNOHANG) == 0);
+        BOOST_REQUIRE(info.si_pid == c.pid());
+        BOOST_REQUIRE(info.si_code == CLD_EXITED);
         BOOST_REQUIRE(info.si_status == 0);
         BOOST_TEST(p->used() == 3u);
         BOOST_TEST(p->recover_stale() == 3u);
         BOOST_TEST(p->used() == 0u);
-        ::waitpid(pid, nullptr, 0);
+        BOOST_TEST(c.wait() == 0);
     }
 }
 

@@ -55,7 +55,7 @@ void kill_while_holding(const fixture& f, bool exclusive)
 {
     test::pipe_pair holding, never;
     test::child c = holder(f, exclusive, holding, never);
-    BOOST_REQUIRE_EQUAL(holding.receive(), 'x');
+    BOOST_REQUIRE_EQUAL(holding.receive(30s), 'x');
     c.kill();
     BOOST_REQUIRE_EQUAL(c.wait(), 128 + SIGKILL);
 }
@@ -124,11 +124,9 @@ BOOST_AUTO_TEST_CASE(locking_twice_through_one_handle_is_an_error)
     BOOST_CHECK_THROW(a.lock_shared(), std::system_error);
     BOOST_CHECK_THROW(a.lock(), std::system_error);
     a.unlock_shared();
-    try {
-        a.unlock_shared();
-    } catch (const std::system_error& e) {
-        BOOST_TEST((e.code() == std::errc::operation_not_permitted));
-    }
+    BOOST_CHECK_EXCEPTION(a.unlock_shared(), std::system_error, [](const std::system_error& e) {
+        return e.code() == std::errc::operation_not_permitted;
+    });
 }
 
 BOOST_AUTO_TEST_CASE(standard_adaptors)
@@ -198,15 +196,18 @@ BOOST_AUTO_TEST_CASE(writer_preference)
         w.unlock();
         return 0;
     });
-    BOOST_REQUIRE_EQUAL(waiting.receive(), 'x');
+    BOOST_REQUIRE_EQUAL(waiting.receive(30s), 'x');
     // The writer announces itself by taking the writer word before draining;
     // wait for that (a shared-memory condition, not a sleep).
-    while (seg.rwlock(0).state()->writer.load() == 0) ::sched_yield();
+    const auto announced_by = std::chrono::steady_clock::now() + 30s;
+    while (seg.rwlock(0).state()->writer.load() == 0 && std::chrono::steady_clock::now() < announced_by)
+        ::sched_yield();
+    BOOST_REQUIRE(seg.rwlock(0).state()->writer.load() != 0); // the writer never announced itself
     segment another = open(); // another locker than r1
     auto r2 = another.rwlock(0);
     BOOST_TEST(!r2.try_lock_shared());
     r1.unlock_shared();
-    BOOST_TEST(done.receive() == 'x');
+    BOOST_TEST(done.receive(30s) == 'x');
     BOOST_TEST(writer.wait() == 0);
     BOOST_TEST(r2.try_lock_shared());
     r2.unlock_shared();
@@ -234,17 +235,17 @@ BOOST_AUTO_TEST_CASE(dead_writer_is_recovered_and_reported)
 {
     test::pipe_pair holding, never;
     test::child c = holder(*this, true, holding, never);
-    BOOST_REQUIRE_EQUAL(holding.receive(), 'x');
+    BOOST_REQUIRE_EQUAL(holding.receive(30s), 'x');
     auto l = seg.rwlock(0);
     BOOST_TEST(!l.try_lock_for(30ms)); // alive: no recovery
     BOOST_TEST(l.recoveries() == 0u);
     c.kill();
     c.wait();
-    l.lock();
+    BOOST_TEST_REQUIRE(l.try_lock_for(10s));
     BOOST_TEST(l.recovered());
     BOOST_TEST(l.recoveries() == 1u);
     l.unlock();
-    l.lock();
+    BOOST_TEST_REQUIRE(l.try_lock_for(10s));
     BOOST_TEST(!l.recovered());
     l.unlock();
     BOOST_TEST(seg.stats().lock_recoveries == 1u);
@@ -254,7 +255,7 @@ BOOST_AUTO_TEST_CASE(dead_writer_is_recovered_by_readers)
 {
     test::pipe_pair holding, never;
     test::child c = holder(*this, true, holding, never);
-    BOOST_REQUIRE_EQUAL(holding.receive(), 'x');
+    BOOST_REQUIRE_EQUAL(holding.receive(30s), 'x');
     c.kill();
     c.wait();
     auto l = seg.rwlock(0);
@@ -267,7 +268,7 @@ BOOST_AUTO_TEST_CASE(dead_reader_is_released)
 {
     test::pipe_pair holding, never;
     test::child c = holder(*this, false, holding, never);
-    BOOST_REQUIRE_EQUAL(holding.receive(), 'x');
+    BOOST_REQUIRE_EQUAL(holding.receive(30s), 'x');
     auto l = seg.rwlock(0);
     BOOST_TEST(!l.try_lock_for(30ms)); // a live reader holds it
     c.kill();
@@ -292,7 +293,7 @@ BOOST_AUTO_TEST_CASE(forked_child_using_an_inherited_handle)
         never.receive();
         return 0;
     });
-    BOOST_REQUIRE_EQUAL(holding.receive(), 'x');
+    BOOST_REQUIRE_EQUAL(holding.receive(30s), 'x');
     c.kill();
     c.wait();
     segment other = open();
@@ -510,7 +511,7 @@ BOOST_AUTO_TEST_CASE(holder_whose_main_thread_exited_is_alive)
         ::syscall(SYS_exit, 0);
         return 0;
     });
-    BOOST_REQUIRE_EQUAL(holding.receive(), 'x');
+    BOOST_REQUIRE_EQUAL(holding.receive(30s), 'x');
     auto l = seg.rwlock(0);
     BOOST_TEST(!l.try_lock_for(100ms)); // several liveness checks, all "alive"
     BOOST_TEST(l.recoveries() == 0u);
@@ -539,7 +540,7 @@ BOOST_AUTO_TEST_CASE(dead_reader_is_recovered_while_readers_keep_arriving)
             if (l.try_lock_shared()) l.unlock_shared();
         return 0;
     });
-    BOOST_REQUIRE_EQUAL(attached.receive(), 'x');
+    BOOST_REQUIRE_EQUAL(attached.receive(30s), 'x');
     kill_while_holding(*this, false);
     go->store(1);
     auto l = seg.rwlock(0);
@@ -584,10 +585,10 @@ BOOST_AUTO_TEST_CASE(next_writer_is_told_after_a_reader_recovered_a_writer)
     BOOST_TEST(reader.recovered());
     reader.unlock_shared();
     auto writer = seg.rwlock(0);
-    writer.lock();
+    BOOST_TEST_REQUIRE(writer.try_lock_for(10s));
     BOOST_TEST(writer.recovered()); // it is the one to repair the data
     writer.unlock();
-    writer.lock();
+    BOOST_TEST_REQUIRE(writer.try_lock_for(10s));
     BOOST_TEST(!writer.recovered()); // repaired by then
     writer.unlock();
 }
@@ -608,7 +609,7 @@ BOOST_AUTO_TEST_CASE(stale_token_survives_generation_wrap)
         never.receive();
         return 0;
     });
-    BOOST_REQUIRE_EQUAL(holding.receive(), 'x');
+    BOOST_REQUIRE_EQUAL(holding.receive(30s), 'x');
     c.kill();
     c.wait();
     const std::uint32_t i = shmkit::detail::token_index(*token);

@@ -104,6 +104,19 @@ struct raw_segment {
     ~raw_segment() { ::shmdt(words); }
 };
 
+/// A System V segment made for a test (IPC_PRIVATE: no key names it, so no
+/// key_guard removes it), removed on scope exit whatever the test did.
+struct private_segment {
+    const int shmid;
+    explicit private_segment(std::size_t size) : shmid(::shmget(IPC_PRIVATE, size, IPC_CREAT | 0600)) {}
+    private_segment(const private_segment&) = delete;
+    private_segment& operator=(const private_segment&) = delete;
+    ~private_segment()
+    {
+        if (shmid >= 0) ::shmctl(shmid, IPC_RMID, nullptr);
+    }
+};
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(native)
@@ -186,7 +199,7 @@ BOOST_AUTO_TEST_CASE(a_short_timed_lock_reclaims_a_dead_reader_at_its_deadline, 
         ready.send();
         for (;;) ::pause();
     });
-    BOOST_REQUIRE_EQUAL(ready.receive(), 'x');
+    BOOST_REQUIRE_EQUAL(ready.receive(std::chrono::seconds(30)), 'x');
     reader.kill();
     BOOST_REQUIRE_EQUAL(reader.wait(), 128 + SIGKILL);
     // Far shorter than the 10 ms poll interval: the probe at the deadline finds it dead.
@@ -265,11 +278,11 @@ BOOST_AUTO_TEST_CASE(a_segment_smaller_than_the_head_in_the_chain_is_refused_eve
 {
     key_guard k;
     share s(k.key, created(share_backend::sharelite));
-    const int small = ::shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600);
-    BOOST_REQUIRE(small >= 0);
+    const private_segment small(4096);
+    BOOST_REQUIRE(small.shmid >= 0);
     {
         raw_head h(k.key);
-        h.words[0] = small;
+        h.words[0] = small.shmid;
         h.words[1] = 100000;
     }
     share other(k.key, share_options{false, false, false, 0600, 65536, share_backend::sharelite});
@@ -277,7 +290,6 @@ BOOST_AUTO_TEST_CASE(a_segment_smaller_than_the_head_in_the_chain_is_refused_eve
     // Refused again, not cached: a store through the same handle must not
     // write 65520 bytes into the 4 KiB segment.
     BOOST_TEST(test::error_code_of([&] { other.store(std::string(100000, 'e')); }) != 0);
-    ::shmctl(small, IPC_RMID, nullptr);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

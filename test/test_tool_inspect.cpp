@@ -23,6 +23,7 @@
 #include <grp.h>
 
 namespace utf = boost::unit_test;
+using namespace std::chrono_literals;
 
 namespace {
 
@@ -381,7 +382,7 @@ struct killed_holders {
             s.mutex(0).lock();
         });
         test::child r = holder(path, ready, [](shmkit::segment& s) { s.rwlock(1).lock_shared(); });
-        BOOST_REQUIRE(ready.receive() == 'x' && ready.receive() == 'x');
+        BOOST_REQUIRE(ready.receive(30s) == 'x' && ready.receive(30s) == 'x');
         writer = w.pid();
         reader = r.pid();
         w.kill();
@@ -390,53 +391,6 @@ struct killed_holders {
         BOOST_REQUIRE(r.wait() == 128 + SIGKILL);
     }
 };
-
-/// Runs `shmkit args...` until it has written `marker` on stdout, then
-/// sends it `sig`; returns its exit status (128 + signal if it died of it,
-/// -1 if it overran the bound and was killed).
-int run_then_signal(const std::vector<std::string>& args, const std::string& marker, int sig, std::string& out)
-{
-    test::pipe_pair o;
-    const std::string path = test::tool_path();
-    const pid_t pid = ::fork();
-    if (pid < 0) throw std::runtime_error("fork failed");
-    if (pid == 0) {
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        ::dup2(o.wr, 1);
-        std::vector<char*> argv{const_cast<char*>(path.c_str())};
-        for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-        argv.push_back(nullptr);
-        ::execv(path.c_str(), argv.data());
-        std::_Exit(127);
-    }
-    ::close(o.wr);
-    o.wr = -1;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    bool signalled = false, overran = false;
-    for (;;) {
-        if (!signalled && contains(out, marker)) {
-            ::kill(pid, sig);
-            signalled = true;
-        }
-        const auto left =
-            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        struct pollfd p = {o.rd, POLLIN, 0};
-        if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) == 0) {
-            overran = true;
-            break;
-        }
-        char buf[4096];
-        const ssize_t n = ::read(o.rd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        out.append(buf, static_cast<std::size_t>(n));
-    }
-    if (overran) ::kill(pid, SIGKILL);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    if (overran) return -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
 
 } // namespace
 
@@ -609,7 +563,7 @@ BOOST_AUTO_TEST_CASE(a_pool_shows_its_used_slots_and_those_of_a_killed_owner)
         ready.send();
         for (;;) ::pause();
     });
-    BOOST_REQUIRE_EQUAL(ready.receive(), 'x');
+    BOOST_REQUIRE_EQUAL(ready.receive(30s), 'x');
     const jvalue live = info_json(n.str());
     BOOST_TEST(live["pool"]["used"].u() == 5u);
     BOOST_TEST(live["pool"]["dead_owned"].u() == 0u);
@@ -1055,7 +1009,7 @@ BOOST_AUTO_TEST_CASE(watch_prints_count_rounds_and_ends_on_sigint_with_exit_0)
     BOOST_TEST(count_of(one.out, "# HELP shmkit_buffer_capacity ") == 1u);
 
     std::string out;
-    const int status = run_then_signal({"watch", n.str(), "--interval", "0.05"}, "buffer_capacity", SIGINT, out);
+    const int status = test::run_then_signal({"watch", n.str(), "--interval", "0.05"}, "buffer_capacity", SIGINT, out);
     BOOST_TEST(status == 0);
     BOOST_TEST(count_of(out, "buffer_capacity 5\n") >= 1u);
     // A segment that goes away ends watch with exit 1.
@@ -1082,7 +1036,7 @@ BOOST_AUTO_TEST_CASE(inspect_info_ls_stats_and_watch_change_no_byte_and_reclaim_
         ready.send();
         for (;;) ::pause();
     });
-    BOOST_REQUIRE_EQUAL(ready.receive(), 'x');
+    BOOST_REQUIRE_EQUAL(ready.receive(30s), 'x');
     owner.kill();
     BOOST_REQUIRE(owner.wait() == 128 + SIGKILL);
     const std::vector<std::string> files = {k.path, k.dir / "pool"};

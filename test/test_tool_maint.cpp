@@ -17,6 +17,8 @@
 
 #include <cstring>
 
+using namespace std::chrono_literals;
+
 namespace {
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
@@ -162,7 +164,7 @@ BOOST_AUTO_TEST_CASE(check_reports_dead_holders_as_needing_recovery_and_changes_
         ready.send();
         for (;;) ::pause();
     });
-    BOOST_REQUIRE_EQUAL(ready.receive(), 'x');
+    BOOST_REQUIRE_EQUAL(ready.receive(30s), 'x');
     const pid_t pid = c.pid();
     c.kill();
     BOOST_REQUIRE(c.wait() == 128 + SIGKILL);
@@ -295,7 +297,7 @@ BOOST_AUTO_TEST_CASE(recover_clears_entries_locks_and_pool_slots_of_a_killed_pro
         ready.send();
         for (;;) ::pause();
     });
-    BOOST_REQUIRE_EQUAL(ready.receive(), 'x');
+    BOOST_REQUIRE_EQUAL(ready.receive(30s), 'x');
     const std::string pid = std::to_string(c.pid());
     c.kill();
     BOOST_REQUIRE(c.wait() == 128 + SIGKILL);
@@ -388,7 +390,7 @@ BOOST_AUTO_TEST_CASE(recover_repairs_a_kv_store_whose_writer_was_killed_inside_a
                 if (n == 0) started.send();
             }
         });
-        BOOST_REQUIRE_EQUAL(started.receive(), 'x');
+        BOOST_REQUIRE_EQUAL(started.receive(30s), 'x');
         const pid_t pid = c.pid();
         c.kill();
         BOOST_REQUIRE(c.wait() == 128 + SIGKILL);
@@ -475,7 +477,7 @@ BOOST_AUTO_TEST_CASE(recover_releases_a_share_lock_held_by_a_killed_writer)
         ready.send();
         for (;;) ::pause();
     });
-    BOOST_REQUIRE_EQUAL(ready.receive(), 'x');
+    BOOST_REQUIRE_EQUAL(ready.receive(30s), 'x');
     const std::string pid = std::to_string(c.pid());
     c.kill();
     BOOST_REQUIRE(c.wait() == 128 + SIGKILL);
@@ -483,6 +485,15 @@ BOOST_AUTO_TEST_CASE(recover_releases_a_share_lock_held_by_a_killed_writer)
     const auto before = shmkit::inspect(root);
     BOOST_REQUIRE(!before.locks.empty());
     BOOST_REQUIRE(before.locks[0].held_by_dead());
+
+    // A copy of the root elsewhere is not the share of its key: recover
+    // leaves the share alone rather than open the native one by key.
+    test::scratch_dir d;
+    copy_file(root, d / "copy");
+    const auto rc = test::run_tool({"recover", d / "copy"});
+    BOOST_TEST(rc.status == 1);
+    BOOST_TEST(contains(rc.err, "is not this file"), rc.err);
+    BOOST_TEST(shmkit::inspect(root).locks[0].held_by_dead());
 
     auto r = test::run_tool({"recover", sg.target()});
     BOOST_TEST(r.status == 0, r.out << r.err);
@@ -544,7 +555,7 @@ BOOST_AUTO_TEST_CASE(recover_leaves_locks_held_by_a_live_process_alone)
         answer.send(ok ? 'y' : 'n');
         for (;;) ::pause();
     });
-    BOOST_REQUIRE_EQUAL(ready.receive(), 'x');
+    BOOST_REQUIRE_EQUAL(ready.receive(30s), 'x');
     const std::string pid = std::to_string(c.pid());
 
     const auto r = test::run_tool({"recover", "--wait", "0.2", d / "locks", sg.target()});
@@ -570,7 +581,7 @@ BOOST_AUTO_TEST_CASE(recover_leaves_locks_held_by_a_live_process_alone)
     }
     // ...and as the holder sees it.
     ask.send('q');
-    BOOST_TEST(answer.receive() == 'y');
+    BOOST_TEST(answer.receive(30s) == 'y');
     shmkit::share sh(sg.key);
     BOOST_TEST(sh.lock(shmkit::share::lock_ex | shmkit::share::lock_nb));
     BOOST_TEST(sh.fetch() == "kept");
@@ -596,7 +607,7 @@ BOOST_AUTO_TEST_CASE(rm_refuses_a_segment_with_a_live_process_attached_unless_fo
         ready.send();
         for (;;) ::pause();
     });
-    BOOST_REQUIRE_EQUAL(ready.receive(), 'x');
+    BOOST_REQUIRE_EQUAL(ready.receive(30s), 'x');
     auto r = test::run_tool({"rm", n.str()});
     BOOST_TEST(r.status == 1);
     BOOST_TEST(contains(r.err, "pid " + std::to_string(c.pid())), r.err);
@@ -654,6 +665,44 @@ BOOST_AUTO_TEST_CASE(rm_removes_a_kv_store_with_its_table_and_a_share_with_its_v
     BOOST_TEST(!exists(value));
     BOOST_TEST(contains(r.out, kg.name + ": removed (with table"));
     BOOST_TEST(contains(r.out, sg.target() + ": removed (with value segment"));
+}
+
+BOOST_AUTO_TEST_CASE(rm_of_a_root_elsewhere_removes_the_table_or_value_segment_it_names_only_if_it_is_one)
+{
+    kv_guard kg("rmcopy");
+    share_guard sg;
+    {
+        shmkit::kv_store kv(kg.name);
+        for (int i = 0; i < 300; ++i) kv.put("key" + std::to_string(i), "value");
+        shmkit::share_options o;
+        o.create = true;
+        shmkit::share(sg.key, o).store(std::string(200000, 'z'));
+    }
+    const std::string share_root = "/dev/shm/" + shmkit::share::native_name(sg.key);
+    test::scratch_dir d;
+    // Copies of both roots: each names its table or value segment beside it.
+    copy_file("/dev/shm/" + kg.name, d / "kv");
+    copy_file(share_root, d / "share");
+    const auto kc = shmkit::inspect(d / "kv");
+    const auto sc = shmkit::inspect(d / "share");
+    BOOST_REQUIRE(kc.kv && !kc.kv->table_path.empty());
+    BOOST_REQUIRE(sc.share && !sc.share->value_path.empty());
+    // Beside the kv root, a file that is not a table; beside the share
+    // root, a real value segment (a copy of the share's).
+    test::write_file(kc.kv->table_path, "not a table");
+    copy_file(shmkit::inspect(share_root).share->value_path, sc.share->value_path);
+
+    const auto r = test::run_tool({"rm", d / "kv", d / "share"});
+    BOOST_TEST(r.status == 0, r.err);
+    BOOST_TEST(!exists(d / "kv"));
+    BOOST_TEST(test::read_file(kc.kv->table_path) == "not a table");
+    BOOST_TEST(contains(r.out, kc.kv->table_path + " is not a kv_store table: left"), r.out);
+    BOOST_TEST(!exists(d / "share"));
+    BOOST_TEST(!exists(sc.share->value_path));
+    BOOST_TEST(contains(r.out, "(with value segment"), r.out);
+    // The originals are untouched.
+    BOOST_TEST(shmkit::kv_store(kg.name).size() == 300u);
+    BOOST_TEST(shmkit::share(sg.key).fetch() == std::string(200000, 'z'));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

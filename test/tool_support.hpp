@@ -12,6 +12,7 @@
 #include <shmkit/segment.hpp>
 #include <shmkit/share.hpp>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -103,6 +104,63 @@ inline tool_result run_tool(const std::vector<std::string>& args, const std::str
     else if (WIFEXITED(status)) r.status = WEXITSTATUS(status);
     else if (WIFSIGNALED(status)) r.status = 128 + WTERMSIG(status);
     return r;
+}
+
+/// Runs `shmkit args...` until it has written `marker`, then sends it `sig`;
+/// `out` gets what it wrote on stdout and stderr (one pipe: in the order it
+/// wrote them). Every wait is bounded by `limit`: a tool still running then
+/// (or still holding the pipe) is killed. Returns its exit status, 128 +
+/// signal if it died of one, -1 if it overran and was killed. (Shared by the
+/// suites that interrupt a long-running command: watch, demo.)
+inline int run_then_signal(const std::vector<std::string>& args, const std::string& marker, int sig,
+                           std::string& out, std::chrono::milliseconds limit = std::chrono::seconds(60))
+{
+    pipe_pair o;
+    const std::string path = tool_path();
+    const pid_t pid = ::fork();
+    if (pid < 0) throw std::runtime_error("fork failed");
+    if (pid == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        ::dup2(o.wr, 1);
+        ::dup2(o.wr, 2);
+        std::vector<char*> argv{const_cast<char*>(path.c_str())};
+        for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+        argv.push_back(nullptr);
+        ::execv(path.c_str(), argv.data());
+        std::_Exit(127);
+    }
+    ::close(o.wr);
+    o.wr = -1;
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    const auto left = [&] {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    };
+    bool signalled = false, overran = false;
+    for (;;) {
+        if (!signalled && out.find(marker) != std::string::npos) {
+            ::kill(pid, sig);
+            signalled = true;
+        }
+        struct pollfd p = {o.rd, POLLIN, 0};
+        const int r = left().count() > 0 ? ::poll(&p, 1, static_cast<int>(left().count())) : 0;
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            overran = true;
+            break;
+        }
+        char buf[4096];
+        const ssize_t n = ::read(o.rd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        out.append(buf, static_cast<std::size_t>(n));
+    }
+    if (overran) {
+        ::kill(pid, SIGKILL);
+        wait_for_exit(pid, std::chrono::seconds(10));
+        return -1;
+    }
+    // EOF: it closed its output, so it is exiting (or overruns what is left).
+    return wait_for_exit(pid, std::max(left(), std::chrono::milliseconds(1000)));
 }
 
 /// A native share key of its own (unique_key(Top): each suite names its
