@@ -196,24 +196,27 @@ BOOST_AUTO_TEST_CASE(blocking_alloc_gets_the_slot_freed_meanwhile)
     auto p = pool<std::int64_t>::anonymous(1);
     const auto first = p.alloc();
     BOOST_REQUIRE(first.has_value());
-    std::atomic<bool> done{false};
-    std::optional<std::size_t> got;
-    std::thread t([&] {
-        got = p.alloc();
-        done = true;
-    });
-    // Bounded: wait until the thread is announced as blocked in alloc().
-    const auto limit = std::chrono::steady_clock::now() + 30s;
-    while (!done && p.stats().waiters == 0 && std::chrono::steady_clock::now() < limit) std::this_thread::yield();
-    BOOST_TEST(!done.load());
-    BOOST_TEST(p.stats().waiters == 1u);
-    BOOST_TEST(p.free(*first));
-    t.join();
-    BOOST_REQUIRE(got.has_value());
-    BOOST_TEST(*got == *first);
-    BOOST_TEST(p.is_allocated(*got));
-    BOOST_TEST(p.stats().waiters == 0u);
-    BOOST_TEST(p.stats().waits == 1u);
+    // Freed by index, then (the thread's slot: this handle's) by token.
+    for (const bool by_token : {false, true}) {
+        std::atomic<bool> done{false};
+        std::optional<std::size_t> got;
+        std::thread t([&] {
+            got = p.alloc();
+            done = true;
+        });
+        // Bounded: wait until the thread is announced as blocked in alloc().
+        const auto limit = std::chrono::steady_clock::now() + 30s;
+        while (!done && p.stats().waiters == 0 && std::chrono::steady_clock::now() < limit) std::this_thread::yield();
+        BOOST_TEST(!done.load());
+        BOOST_TEST(p.stats().waiters == 1u);
+        BOOST_TEST((by_token ? p.free(*first, p.holder_token(*first)) : p.free(*first)));
+        t.join();
+        BOOST_REQUIRE(got.has_value());
+        BOOST_TEST(*got == *first);
+        BOOST_TEST(p.is_allocated(*got));
+        BOOST_TEST(p.stats().waiters == 0u);
+        BOOST_TEST(p.stats().waits == (by_token ? 2u : 1u));
+    }
 }
 
 BOOST_AUTO_TEST_CASE(free_reports_whether_the_slot_was_allocated)
@@ -227,6 +230,39 @@ BOOST_AUTO_TEST_CASE(free_reports_whether_the_slot_was_allocated)
     BOOST_TEST(p.used() == 0u);
     BOOST_CHECK_THROW(p.free(4), std::out_of_range);
     BOOST_CHECK_THROW(p.free(std::size_t(-1)), std::out_of_range);
+}
+
+BOOST_AUTO_TEST_CASE(free_with_a_token_frees_only_while_the_token_still_holds_the_slot)
+{
+    test::scratch_dir dir;
+    pool<std::int64_t> a(shmkit::create_only, dir / "p", 2);
+    pool<std::int64_t> b(shmkit::open_only, dir / "p"); // another holder
+    const auto i = a.try_alloc();
+    BOOST_REQUIRE(i.has_value());
+    const std::uint64_t token = a.holder_token(*i);
+    BOOST_TEST(!a.free(*i, 0));
+    BOOST_TEST(!a.free(*i, token + 1));
+    BOOST_TEST(!a.free((*i + 1) % 2, token)); // a free slot
+    BOOST_TEST(a.is_allocated(*i));
+    // Handed over and adopted: the old token frees nothing.
+    BOOST_TEST(b.adopt(*i, token));
+    BOOST_TEST(!a.free(*i, token));
+    BOOST_TEST(b.owner(*i) == ::getpid());
+    BOOST_TEST(b.holder_token(*i) != token);
+    // The current holder's token frees it, once.
+    const std::uint64_t b_token = b.holder_token(*i);
+    BOOST_TEST(a.free(*i, b_token));
+    BOOST_TEST(!a.is_allocated(*i));
+    BOOST_TEST(!a.free(*i, b_token));
+    // Allocated again by a: b's token frees nothing. (A token names a
+    // holder, not one holding: a holds the slot again under its own.)
+    const auto j = a.try_alloc();
+    const auto k = a.try_alloc();
+    BOOST_REQUIRE(j && k);
+    BOOST_TEST(!b.free(*i, b_token));
+    BOOST_TEST(a.used() == 2u);
+    BOOST_TEST(a.holder_token(*i) == token);
+    BOOST_CHECK_THROW(a.free(2, token), std::out_of_range);
 }
 
 // ---- Batches ----------------------------------------------------------------------------

@@ -845,7 +845,8 @@ BOOST_AUTO_TEST_CASE(adopt_with_a_token_never_takes_a_reallocated_slot)
     BOOST_REQUIRE(std::find(mine.begin(), mine.end(), i) != mine.end());
     test::child consumer([&] {
         i64_pool& q = p;
-        return q.adopt(i, msg[1]) ? 1 : 0; // must refuse: the token is gone
+        // Must refuse, both: the token is gone.
+        return q.adopt(i, msg[1]) ? 1 : q.free(i, msg[1]) ? 2 : 0;
     });
     BOOST_TEST(consumer.wait() == 0);
     BOOST_TEST(p.owner(i) == ::getpid());

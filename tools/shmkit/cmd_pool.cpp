@@ -233,8 +233,9 @@ int do_alloc(P& p, const segment_info& info, const alloc_request& r, std::ostrea
     if (r.hold) {
         wait_for_release(hold_signals());
         // Freed only if the tool still holds it (not freed, recovered or
-        // adopted meanwhile).
-        if (p.holder_token(*i) == token) p.free(*i);
+        // adopted meanwhile): one CAS from its token, so that an adopt
+        // landing at the same moment keeps the slot.
+        p.free(*i, token);
     }
     return out ? exit_ok : exit_problem;
 }

@@ -247,9 +247,28 @@ public:
         const std::uint64_t me = att_->owner_id();
         // seq_cst: pairs with a waiter's announcement (see the header comment).
         if (owners_[i].exchange(0, std::memory_order_seq_cst) == 0) return false;
-        cursor_.store(i, std::memory_order_relaxed);
-        bump(line(me).frees, 1);
-        wake_sleepers();
+        freed(i, me);
+        return true;
+    }
+
+    /// Frees slot i only if the holder that `token` names (holder_token(i)
+    /// as it was) holds it now: false if the slot is free or another holder
+    /// has it (it was freed, recovered, adopted or passed on). What free(i)
+    /// cannot promise when the index may be stale: a slot handed over and
+    /// not adopted can be taken back this way without ever freeing another
+    /// holder's slot. O(1): one CAS, and a futex wake only if an alloc is
+    /// blocked. Throws std::out_of_range (nothing freed).
+    bool free(std::size_t i, std::uint64_t token)
+    {
+        check_index(i);
+        const std::uint64_t me = att_->owner_id(); // may throw: before any change, as in free(i)
+        if (token == 0) return false;
+        // One CAS, never retried: an id never comes back, so success means
+        // the slot still has the holder the token named. seq_cst as free(i).
+        std::uint64_t expected = token;
+        if (!owners_[i].compare_exchange_strong(expected, 0, std::memory_order_seq_cst, std::memory_order_relaxed))
+            return false;
+        freed(i, me);
         return true;
     }
 
@@ -485,6 +504,14 @@ private:
         if (SHMKIT_UNLIKELY(w & 1)) wake_all(w);
     }
     void wake_all(std::uint32_t seen) noexcept;
+    /// What follows a single free's RMW: the cursor moves to the slot, the
+    /// statistics count it, blocked allocs are woken.
+    void freed(std::size_t i, std::uint64_t me) noexcept
+    {
+        cursor_.store(i, std::memory_order_relaxed);
+        bump(line(me).frees, 1);
+        wake_sleepers();
+    }
 
     std::optional<std::size_t> alloc_slow(std::optional<clock::time_point> deadline);
     std::optional<std::vector<std::size_t>> alloc_n_until(std::size_t n, std::optional<clock::time_point> deadline);
