@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -256,6 +257,44 @@ inline void write_file(const std::string& path, const std::string& bytes)
 {
     std::ofstream f(path, std::ios::binary | std::ios::trunc);
     f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+/// Waits, at most `limit`, until `holds()` is true, yielding between looks.
+/// Returns its last value: false if it never held within `limit`.
+template <class Pred>
+bool until(Pred&& holds, std::chrono::milliseconds limit)
+{
+    const auto end = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+        if (holds()) return true;
+        if (std::chrono::steady_clock::now() >= end) return holds();
+        std::this_thread::yield();
+    }
+}
+
+/// The thread ID (gettid) of the calling thread, for until_futex_waiting.
+inline pid_t this_thread_id() { return static_cast<pid_t>(::syscall(SYS_gettid)); }
+
+/// Waits, at most `limit`, until thread `tid` of this process is blocked in
+/// a futex wait on a word inside the `size` bytes at `object`. Read from
+/// /proc/self/task/TID/syscall, which names the system call and arguments of
+/// a blocked thread ("running" for one that runs): the number SYS_futex,
+/// then the futex word's address. For a lock that has no observable waiter
+/// count. True once seen; false if not within `limit`.
+inline bool until_futex_waiting(pid_t tid, const void* object, std::size_t size, std::chrono::milliseconds limit)
+{
+    const std::string path = "/proc/self/task/" + std::to_string(tid) + "/syscall";
+    const auto from = reinterpret_cast<std::uintptr_t>(object);
+    return until(
+        [&] {
+            const std::string line = read_file(path);
+            char* rest = nullptr;
+            const long nr = std::strtol(line.c_str(), &rest, 10);
+            if (rest == line.c_str() || nr != SYS_futex) return false;
+            const std::uintptr_t word = std::strtoull(rest, nullptr, 16); // "0x..."
+            return word >= from && word - from < size;
+        },
+        limit);
 }
 
 /// Best effort: waits (at most `limit`) until process `pid` sleeps, so that a

@@ -1334,20 +1334,34 @@ BOOST_AUTO_TEST_CASE(a_key_being_overwritten_is_never_missing, *utf::timeout(120
     }
     std::atomic<int>* stop = test::shared_scratch<std::atomic<int>>();
     stop->store(0);
+    test::pipe_pair writing;
     test::child writer([&] {
         kv_store s(name.str());
-        for (long i = 0; stop->load() == 0; ++i) s.put("k", (i & 1) ? "v1" : "v2");
+        for (long i = 0; stop->load() == 0; ++i) {
+            s.put("k", (i & 1) ? "v1" : "v2");
+            if (i == 0) writing.send(); // open, and overwriting until told to stop
+        }
         return 0;
     });
     kv_store s(name.str());
-    std::string out;
-    long misses = 0, wrong = 0;
-    for (long n = 0; n < 3000000; ++n) {
+    BOOST_REQUIRE_EQUAL(writing.receive(30s), 'x');
+    // At least 3 M gets, and on until they have seen the value change 1000
+    // times: they overlapped that many overwrites (bounded).
+    std::string out, last = "v0";
+    long misses = 0, wrong = 0, changes = 0;
+    const auto limit = std::chrono::steady_clock::now() + 60s;
+    for (long n = 0; n < 3000000 || changes < 1000; ++n) {
         if (!s.get("k", out)) ++misses;
         else if (out != "v0" && out != "v1" && out != "v2") ++wrong;
+        else if (out != last) {
+            ++changes;
+            last = out;
+        }
+        if (n % 4096 == 0 && std::chrono::steady_clock::now() >= limit) break;
     }
     stop->store(1);
     BOOST_TEST(writer.wait() == 0);
+    BOOST_TEST(changes >= 1000, "the gets saw the value change " << changes << " times (at least 1000 wanted)");
     BOOST_TEST(misses == 0);
     BOOST_TEST(wrong == 0);
     std::string why;

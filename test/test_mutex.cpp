@@ -227,22 +227,32 @@ BOOST_AUTO_TEST_CASE(the_longest_deadline_waits_for_the_holder)
     auto w = seg.rwlock(0);
     m.lock();
     w.lock();
-    std::atomic<int> started{0};
+    // 1: about to wait for the mutex, 2: for the rwlock, 3: done.
+    std::atomic<int> stage{0};
     bool got_mutex = false, got_rwlock = false;
     std::thread t([&] {
         auto m2 = seg.mutex(0);
         auto w2 = seg.rwlock(0);
-        started.store(1);
+        stage.store(1);
         got_mutex = m2.try_lock_until(shmkit::deadline_clock::time_point::max());
         if (got_mutex) m2.unlock();
+        stage.store(2);
         got_rwlock = w2.try_lock_for(std::chrono::hours::max());
         if (got_rwlock) w2.unlock();
+        stage.store(3);
     });
-    while (started.load() == 0) std::this_thread::yield();
-    // Not synchronisation: whether the thread is already waiting or not, it
-    // must get both locks once they are released.
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    // Each lock is released only once the thread sleeps waiting for it (it
+    // is counted in the lock's waiters, the thread's alone): it has gone
+    // past its deadline check without giving up. A deadline taken for
+    // expired gives up at once and never sleeps (bounded either way).
+    const auto asleep_in = [&](const std::atomic<std::uint32_t>& waiters, int waiting_stage) {
+        bool asleep = false;
+        test::until([&] { return (asleep = waiters.load() != 0) || stage.load() > waiting_stage; }, 30s);
+        return asleep;
+    };
+    BOOST_TEST(asleep_in(m.state()->waiters, 1), "the thread never slept waiting for the mutex");
     m.unlock();
+    BOOST_TEST(asleep_in(w.state()->waiters, 2), "the thread never slept waiting for the rwlock");
     w.unlock();
     t.join();
     BOOST_TEST(got_mutex);

@@ -208,12 +208,30 @@ BOOST_AUTO_TEST_CASE(signals_neither_end_nor_extend_a_wait)
     });
     // Keep signalling; notify only once the timed wait is over, and only
     // after the untimed wait has had a chance to be interrupted too.
+    // Bounded: a timed wait that restarts its timeout on EINTR never ends
+    // while signalled.
     int sent_in_phase_1 = 0;
-    while (phase.load() != 2) {
+    const auto limit = std::chrono::steady_clock::now() + test_limit;
+    while (phase.load() != 2 && std::chrono::steady_clock::now() < limit) {
         ::pthread_kill(waiter.native_handle(), SIGUSR1);
         if (phase.load() == 1 && ++sent_in_phase_1 == 200) n.notify(9);
         std::this_thread::yield();
     }
+    const int reached = phase.load();
+    BOOST_TEST(reached == 2, "the waits had not ended after " << test_limit.count() << " s of signals (phase "
+                                                              << reached << ")");
+    if (reached != 2) {
+        // Signalling has stopped. The notification may come only once the
+        // timed wait is over (a restarting one ends one timeout later; one
+        // stuck is notified), or the timed wait would take it.
+        const auto timed_wait_over = [&] { return phase.load() != 0; };
+        if (!test::until(timed_wait_over, test_limit)) n.notify(1);
+        test::until(timed_wait_over, test_limit);
+        if (sent_in_phase_1 < 200) n.notify(9);
+    }
+    // A waiter still waiting would hang the join: the failed requirement
+    // ends the test instead (std::thread's destructor terminates it).
+    BOOST_TEST_REQUIRE(test::until([&] { return phase.load() == 2; }, test_limit), "the waiter never ended");
     waiter.join();
     BOOST_TEST(!timed.has_value());
     BOOST_TEST(untimed == 9u);

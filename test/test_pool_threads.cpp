@@ -52,12 +52,22 @@ BOOST_AUTO_TEST_CASE(a_blocked_thread_is_woken_by_another_threads_free)
     auto a = p.try_alloc(), b = p.try_alloc();
     BOOST_REQUIRE(a && b);
     std::optional<std::size_t> got;
-    std::thread waiter([&] { got = p.alloc(); });
-    // The waiter may or may not be asleep yet: alloc must succeed either way.
+    std::atomic<bool> done{false};
+    std::thread waiter([&] {
+        got = p.alloc();
+        done = true;
+    });
+    // The slot is freed only once the waiter is counted as blocked in
+    // alloc(), bounded.
+    BOOST_TEST(test::until([&] { return done || p.stats().waiters != 0; }, 30s));
+    BOOST_TEST(!done.load());
+    BOOST_TEST(p.stats().waiters == 1u);
     BOOST_TEST(p.free(*b));
     waiter.join();
     BOOST_TEST((got && *got == *b));
     BOOST_TEST(p.used() == 2u);
+    BOOST_TEST(p.stats().waiters == 0u);
+    BOOST_TEST(p.stats().waits == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(batches_from_several_threads_stay_all_or_nothing)

@@ -329,7 +329,16 @@ BOOST_AUTO_TEST_CASE(read_begin_waits_for_write_end)
     seqlock lock{};
     lock.write_begin();
     std::uint32_t seq = 1;
-    std::thread reader([&] { seq = lock.read_begin(); });
+    std::atomic<pid_t> tid{0};
+    std::thread reader([&] {
+        tid.store(test::this_thread_id());
+        seq = lock.read_begin();
+    });
+    // The write ends only once the reader sleeps on the sequence word (no
+    // other waiter count to watch: it is private), bounded.
+    BOOST_TEST(test::until([&] { return tid.load() != 0; }, test_limit));
+    BOOST_TEST(test::until_futex_waiting(tid.load(), &lock, sizeof lock, test_limit),
+               "the reader never slept in read_begin");
     lock.write_end();
     reader.join();
     BOOST_TEST(seq == 2u);
