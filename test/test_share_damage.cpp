@@ -16,8 +16,11 @@
 #include <shmkit/share.hpp>
 
 #include <cstdio>
+#include <sstream>
 #include <dirent.h>
+#include <grp.h>
 #include <sys/ipc.h>
+#include <sys/sem.h>
 #include <sys/shm.h>
 
 namespace utf = boost::unit_test;
@@ -117,6 +120,27 @@ struct private_segment {
     }
 };
 
+/// How many of this process's mappings are of files whose name contains `part`.
+std::size_t mappings_of(const std::string& part)
+{
+    std::istringstream maps(test::read_file("/proc/self/maps"));
+    std::size_t n = 0;
+    for (std::string line; std::getline(maps, line);) n += line.find(part) != std::string::npos;
+    return n;
+}
+
+/// Runs `f` in a child as user and group nobody (65534); returns its exit
+/// status (f's result; 2 if it could not become nobody).
+template <class F>
+int as_nobody(F&& f)
+{
+    test::child c([&] {
+        if (::setgroups(0, nullptr) != 0 || ::setgid(65534) != 0 || ::setuid(65534) != 0) return 2;
+        return f();
+    });
+    return c.wait(std::chrono::seconds(30));
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(native)
@@ -175,6 +199,72 @@ BOOST_AUTO_TEST_CASE(a_remove_killed_after_marking_the_root_is_finished_by_the_n
     BOOST_TEST(test::error_code_of([&] { share s(k2.key); }) == ENOENT);
 }
 
+BOOST_AUTO_TEST_CASE(an_exclusive_create_finishes_a_remove_killed_after_marking_the_root, *utf::timeout(60))
+{
+    key_guard k;
+    {
+        share s(k.key, created());
+        s.store(std::string(300000, 'b'));
+        raw_root raw(k.key);
+        raw.root->removed.store(1); // killed right after this
+    }
+    share_options x = created();
+    x.exclusive = true;
+    share fresh(k.key, x); // not EEXIST for ever
+    BOOST_TEST(fresh.fetch() == "");
+    BOOST_TEST(fresh.version() == 1u);
+    // A live share still exists for an exclusive create.
+    BOOST_TEST(test::error_code_of([&] { share again(k.key, x); }) == EEXIST);
+    BOOST_TEST(share(k.key).version() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_fetch_only_handle_unmaps_the_value_segments_replaced_since, *utf::timeout(60))
+{
+    key_guard k;
+    share writer(k.key, created());
+    share reader(k.key);
+    const std::string value_segments = share::native_name(k.key) + "~";
+    writer.store(std::string(300000, 'v'));
+    BOOST_TEST(reader.fetch().size() == 300000u);
+    BOOST_TEST(mappings_of(value_segments) >= 1u);
+    // Two inline values: the slot that named the value segment is reused,
+    // and the segment unlinked.
+    writer.store("small");
+    writer.store("smaller");
+    BOOST_TEST(reader.fetch() == "smaller");
+    BOOST_TEST(mappings_of(value_segments) == 0u); // neither handle keeps it
+}
+
+BOOST_AUTO_TEST_CASE(remove_by_a_user_who_cannot_unlink_the_root_is_refused_and_marks_nothing, *utf::timeout(60))
+{
+    if (::geteuid() != 0) {
+        BOOST_TEST_MESSAGE("skipped: not root, cannot become another user");
+        return;
+    }
+    key_guard open_to_all, private_to_root;
+    share_options everyone = created();
+    everyone.mode = 0666;
+    share a(open_to_all.key, everyone), b(private_to_root.key, created());
+    a.store(std::string(200000, 'a'));
+    b.store("b");
+    // Another user who can open the share but not unlink it in sticky
+    // /dev/shm: refused (EPERM), and a destroy-on-close handle does nothing.
+    BOOST_TEST(as_nobody([&] {
+                   const int code = test::error_code_of([&] { share::remove(open_to_all.key); });
+                   share_options o;
+                   o.destroy = true;
+                   { share s(open_to_all.key, o); }
+                   return code == EPERM ? 0 : 3;
+               }) == 0);
+    // One who cannot open it: EACCES, not "no such share", nothing removed.
+    BOOST_TEST(as_nobody([&] {
+                   return test::error_code_of([&] { share::remove(private_to_root.key); }) == EACCES ? 0 : 3;
+               }) == 0);
+    BOOST_TEST(raw_root(open_to_all.key).root->removed.load() == 0u);
+    BOOST_TEST(share(open_to_all.key).fetch() == std::string(200000, 'a'));
+    BOOST_TEST(share(private_to_root.key).fetch() == "b");
+}
+
 BOOST_AUTO_TEST_CASE(removing_through_an_old_handle_never_unlinks_a_share_created_since, *utf::timeout(60))
 {
     key_guard k;
@@ -210,6 +300,59 @@ BOOST_AUTO_TEST_CASE(a_short_timed_lock_reclaims_a_dead_reader_at_its_deadline, 
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(sharelite)
+
+BOOST_AUTO_TEST_CASE(a_remove_killed_before_the_semaphore_set_leaves_a_share_that_is_created_again, *utf::timeout(60))
+{
+    key_guard k;
+    {
+        share s(k.key, created(share_backend::sharelite));
+        s.store("old value");
+    }
+    // The remover removed the chain and was killed before the set: the set
+    // still says initialised, the head is gone.
+    BOOST_REQUIRE(::shmctl(::shmget(k.key, 0, 0), IPC_RMID, nullptr) == 0);
+    share_options existing;
+    existing.backend = share_backend::sharelite;
+    BOOST_TEST(test::error_code_of([&] { share s(k.key, existing); }) == ENOENT);
+    share fresh(k.key, created(share_backend::sharelite));
+    BOOST_TEST(fresh.fetch() == "");
+    {
+        raw_head h(k.key); // initialised: no link to segment 0
+        BOOST_TEST(h.words[0] == -1);
+        BOOST_TEST(h.words[1] == 0);
+    }
+    fresh.store(std::string(200000, 'n')); // a chain of several segments
+    BOOST_TEST(share(k.key, existing).fetch() == std::string(200000, 'n'));
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_create_removes_the_semaphore_set_it_made, *utf::timeout(60))
+{
+    if (::geteuid() != 0) {
+        BOOST_TEST_MESSAGE("skipped: not root, cannot become another user");
+        return;
+    }
+    key_guard k;
+    // Mode 0400: the creator itself may not alter the set (semop: EACCES).
+    BOOST_TEST(as_nobody([&] {
+                   share_options o = created(share_backend::sharelite);
+                   o.mode = 0400;
+                   return test::error_code_of([&] { share s(k.key, o); }) == EACCES ? 0 : 3;
+               }) == 0);
+    BOOST_TEST(::semget(k.key, 0, 0) == -1);
+    BOOST_TEST(errno == ENOENT);
+    BOOST_TEST(::shmget(k.key, 0, 0) == -1);
+}
+
+BOOST_AUTO_TEST_CASE(a_value_that_is_a_view_of_the_share_itself_is_stored_whole, *utf::timeout(60))
+{
+    key_guard k;
+    share s(k.key, created(share_backend::sharelite));
+    s.store("abcdefghij");
+    s.lock(share::lock_ex);
+    s.store(s.fetch_view().substr(1)); // overlaps the head segment's data
+    BOOST_TEST(s.fetch() == "bcdefghij");
+    s.unlock();
+}
 
 BOOST_AUTO_TEST_CASE(a_link_to_a_removed_segment_is_replaced_by_the_next_store, *utf::timeout(60))
 {

@@ -271,7 +271,8 @@ public:
     /// their fetches return an inline value, or one in a value segment they
     /// had mapped, and fail with EIDRM for a value segment they had not
     /// mapped yet. False if there was none. Waits for the exclusive lock
-    /// (see ~share()). Throws shmkit::error for other failures (EACCES).
+    /// (see ~share()). Throws shmkit::error for other failures (EACCES;
+    /// EPERM: another user's share in sticky /dev/shm, left unmarked).
     static bool remove(key_t key, share_backend backend = share_backend::native);
     /// The POSIX name of a native share's main segment, "shmkit.share.0xKKKKKKKK".
     static std::string native_name(key_t key);

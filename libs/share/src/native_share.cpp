@@ -9,6 +9,7 @@
 #include <shmkit/error.hpp>
 #include <shmkit/segment.hpp>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -169,6 +170,10 @@ public:
 
     std::string_view view_locked() const override
     {
+        // A fetch-only handle would otherwise keep the segments of values
+        // replaced since it mapped them: the hint is exact under the lock
+        // for this handle's own mappings, and only ever early or late.
+        if (mapped_.load(std::memory_order_relaxed) != 0) forget_unnamed();
         const std::uint64_t state = root_->state.load(std::memory_order_acquire);
         const unsigned current = share_state_slot(state);
         const share_slot& slot = root_->slot[current];
@@ -221,6 +226,10 @@ public:
     /// fetch the last value.
     void remove() noexcept override
     {
+        // A remover that cannot unlink the root must not mark it removed:
+        // the mark would make every later open fail (EIDRM) on a name that
+        // nobody but its owner can clear.
+        if (!may_unlink_root()) return;
         bool locked = false;
         try {
             if (held() == share_none) {
@@ -242,6 +251,25 @@ public:
         if (locked) lock_.unlock();
     }
 
+    /// Whether this process may unlink the root's name: in a sticky
+    /// directory (/dev/shm is 1777) only the owner of the file or of the
+    /// directory may, or root (checked as euid 0: a process with CAP_FOWNER
+    /// alone is refused, on the safe side).
+    bool may_unlink_root() const noexcept
+    {
+        struct stat file, dir;
+        if (::fstat(root_seg_.fd(), &file) != 0 || ::stat("/dev/shm", &dir) != 0) return true; // let unlink say
+        const uid_t me = ::geteuid();
+        return !(dir.st_mode & S_ISVTX) || me == 0 || file.st_uid == me || dir.st_uid == me;
+    }
+
+    /// The owner of the root (for the message when it cannot be removed).
+    uid_t root_owner() const noexcept
+    {
+        struct stat file;
+        return ::fstat(root_seg_.fd(), &file) == 0 ? file.st_uid : 0;
+    }
+
 private:
     struct mapped_value {
         std::uint64_t gen = 0;
@@ -253,7 +281,7 @@ private:
         const region_options ro{options().mode};
         const bool create = options().create || options().exclusive;
         try {
-            if (options().exclusive) return segment::posix(create_only, name_, root_layout(key(), options()), init_root, ro);
+            if (options().exclusive) return create_root_exclusively(ro);
             if (create) return segment::posix(open_or_create, name_, root_layout(key(), options()), init_root, ro);
             return segment::posix(open_only, name_, root_expectation());
         } catch (const error& e) {
@@ -262,6 +290,30 @@ private:
             if (e.code() == std::errc::file_exists)
                 throw_errno(EEXIST, share_label(key()), "the share exists (/dev/shm/" + name_ + ") and exclusive is set");
             throw;
+        }
+    }
+
+    /// An exclusive create. The name may still hold a root whose remover
+    /// died between marking it removed and unlinking it: that removal is
+    /// finished and the create tried again, rather than refused for ever as
+    /// existing. Anything else under the name exists (EEXIST).
+    segment create_root_exclusively(const region_options& ro)
+    {
+        for (int attempt = 0;; ++attempt) {
+            try {
+                return segment::posix(create_only, name_, root_layout(key(), options()), init_root, ro);
+            } catch (const error& e) {
+                if (e.code() != std::errc::file_exists || attempt == 3) throw;
+            }
+            segment there;
+            try {
+                there = segment::posix(open_only, name_, root_expectation());
+            } catch (const error& e) {
+                if (e.code() == std::errc::no_such_file_or_directory) continue; // gone meanwhile
+                throw_errno(EEXIST, "/" + name_, "exists");
+            }
+            if (!removed_root(there)) throw_errno(EEXIST, "/" + name_, "exists");
+            finish_removal(there);
         }
     }
 
@@ -329,6 +381,7 @@ private:
             if (m.gen == 0 || (m.gen != g0 && m.gen != g1)) victim = &m;
         for (auto& m : cache_)
             if (replaced && m.gen == replaced) victim = &m;
+        if (victim->gen == 0) mapped_.fetch_add(1, std::memory_order_relaxed);
         victim->gen = gen;
         victim->seg = std::move(s);
         return {static_cast<char*>(victim->seg.data()), victim->seg.data_size()};
@@ -417,14 +470,19 @@ private:
         root_->retired.store(0, std::memory_order_relaxed);
     }
 
-    /// Unmaps the value segments no slot names any more (after a store,
-    /// under the exclusive lock: nobody in this process reads them), so a
-    /// replaced segment's memory is not kept alive by this handle.
-    void forget_unnamed()
+    /// Unmaps the value segments no slot names any more, so a replaced
+    /// segment's memory is not kept alive by this handle. Under the lock
+    /// (after a store, or in a fetch): the slots do not change meanwhile,
+    /// and no thread of this process reads a segment that no slot names,
+    /// as a view lasts only while the lock it was taken under is held.
+    void forget_unnamed() const
     {
         std::lock_guard<std::mutex> g(cache_mutex_);
         for (auto& m : cache_)
-            if (m.gen != 0 && !named_by_a_slot(m.gen)) m = mapped_value{};
+            if (m.gen != 0 && !named_by_a_slot(m.gen)) {
+                m = mapped_value{};
+                mapped_.fetch_sub(1, std::memory_order_relaxed);
+            }
     }
 
     bool named_by_a_slot(std::uint64_t gen) const noexcept
@@ -457,6 +515,9 @@ private:
     mutable sync::rwlock lock_;
     mutable std::mutex cache_mutex_;
     mutable mapped_value cache_[2]; ///< the value segments this handle has mapped
+    /// How many of cache_ are in use (changed under cache_mutex_): lets a
+    /// fetch of an inline value skip the mutex.
+    mutable std::atomic<unsigned> mapped_{0};
 };
 
 std::unique_ptr<share_impl> open_native_share(key_t key, const share_options& opt)
@@ -470,11 +531,18 @@ bool remove_native_share(key_t key)
     try {
         share_options o;
         native_share s(key, o);
+        if (!s.may_unlink_root())
+            throw_errno(EPERM, share_label(key),
+                        "the share belongs to uid " + std::to_string(s.root_owner()) +
+                            ": in /dev/shm only its owner (or root) can remove it");
         s.remove();
         return true;
     } catch (const error& e) {
         if (e.code() == std::errc::no_such_file_or_directory) return false;
-        // Not a share we can read: remove the name all the same.
+        // A damaged root (not a share any more) goes by its name alone. Any
+        // other failure (EACCES, EMFILE, a full attach table) says nothing
+        // against a sound share: it is reported, and nothing is removed.
+        if (e.code().category() != error_category() || e.code() == errc::attach_table_full) throw;
         return region::remove_posix(name);
     }
 }

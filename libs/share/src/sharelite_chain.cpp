@@ -83,7 +83,8 @@ void sl_chain::store(std::string_view value)
     sl_header& h = head();
     sl_put(h.length, 0); // what ShareLite does: a store cut short reads as empty
     for (std::size_t i = 0, off = 0; off < value.size(); ++i, off += data_size_)
-        std::memcpy(node(i, false).data(), value.data() + off, std::min(data_size_, value.size() - off));
+        // memmove: a value may be a view of this very segment (fetch_view()).
+        std::memmove(node(i, false).data(), value.data() + off, std::min(data_size_, value.size() - off));
     sl_put(h.length, static_cast<std::int32_t>(value.size()));
     drop_after(used - 1);
     sl_put(h.version, sl_load(h.version) + 1);

@@ -128,6 +128,10 @@ public:
         const int head = chain_.head_shmid();
         chain_.detach_all();
         sl_chain::remove_chain(sysv_memory(), head);
+        // Not initialised any more, before the set goes: a remover killed
+        // here leaves a set that the next creator initialises a new head in
+        // (ShareLite's open, too), not one that claims a head that is gone.
+        ::semctl(semid_, 0, SETVAL, 0);
         ::semctl(semid_, 0, IPC_RMID);
         held_ = share_none;
     }
@@ -155,17 +159,32 @@ private:
             // Initialised already (sem[0] is set after the head is complete):
             // attach without the creation lock, so that opening does not
             // wait for the holders of the share's lock as ShareLite's does.
+            // A head that is gone although the set says initialised (a
+            // remover killed between the two): the creation-lock path below
+            // sees to it, as it does for a set being removed.
             if (!created_set && ::semctl(semid_, 0, GETVAL) == 1) {
                 try {
                     attach_head(perms, false);
                     return;
+                } catch (const error& e) {
+                    chain_.detach_all();
+                    if (e.code() != std::errc::no_such_file_or_directory) throw;
                 } catch (...) {
                     chain_.detach_all();
                     throw;
                 }
             }
-            // Its creation lock; a set removed meanwhile: open again.
-            if (semop_until(get_ex, get_ex_nb, 3, std::nullopt, "take the creation lock", true)) break;
+            // Its creation lock; a set removed meanwhile: open again. A set
+            // this open created is removed if even that fails (EACCES: a
+            // mode without alter permission), as nothing else would.
+            bool locked = false;
+            try {
+                locked = semop_until(get_ex, get_ex_nb, 3, std::nullopt, "take the creation lock", true);
+            } catch (...) {
+                if (created_set) ::semctl(semid_, 0, IPC_RMID);
+                throw;
+            }
+            if (locked) break;
             if (attempt > 100) throw_errno(EIDRM, label_, "the semaphore set keeps being removed");
         }
         held_ = share_exclusive;
@@ -211,7 +230,9 @@ private:
             throw_error(errc::corrupt_header, label_, "head segment of " + std::to_string(ds.shm_segsz) + " bytes");
         const int initialised = ::semctl(semid_, 0, GETVAL);
         if (initialised < 0) throw_errno(errno, label_, "cannot read the semaphore set");
-        if (initialised == 0) {
+        // A head this open created is new (all zeros: a next_shmid of 0
+        // would name someone's segment 0) even if the set says initialised.
+        if (initialised == 0 || created_head_ >= 0) {
             sl_header& h = chain_.head();
             sl_put(h.length, 0);
             sl_put(h.next_shmid, -1);
