@@ -262,3 +262,85 @@ BOOST_AUTO_TEST_CASE(a_lone_reader_recovers_a_bulk_writer_killed_mid_write)
     BOOST_TEST(buf.stats().bulk_recoveries == static_cast<std::uint64_t>(odd_kills));
     BOOST_TEST(last > 0u);
 }
+
+namespace {
+
+/// A child that opens the buffer at `path`, takes its write lock and opens
+/// a bulk write (the seqlock odd), says so, and waits to be killed: what a
+/// writer killed in the middle of fill() leaves, at a known moment.
+struct writer_killed_mid_write {
+    explicit writer_killed_mid_write(const std::string& path)
+    {
+        test::pipe_pair ready;
+        test::child writer([&] {
+            shmkit::buffer_u32 mine(shmkit::open_only, path);
+            mine.lock();
+            static_cast<shmkit::detail::buffer_control*>(mine.get_segment().data())->seq.write_begin();
+            mine.set(0, 99); // part of the write
+            ready.send();
+            for (;;) ::pause();
+            return 0;
+        });
+        BOOST_TEST_REQUIRE(ready.receive(30s) == 'x');
+        writer.kill();
+        BOOST_TEST_REQUIRE(writer.wait() == 128 + SIGKILL);
+    }
+};
+
+std::uint32_t sequence_of(const shmkit::buffer_u32& b)
+{
+    return static_cast<const shmkit::detail::buffer_control*>(b.get_segment().data())->seq.sequence();
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(a_shared_holder_closes_a_dead_writers_bulk_write_so_lock_free_readers_go_on)
+{
+    test::scratch_dir dir;
+    const std::string path = dir / "shared";
+    shmkit::buffer_u32 buf(shmkit::create_only, path, 64);
+    writer_killed_mid_write{path};
+    BOOST_REQUIRE(sequence_of(buf) & 1u);
+    buf.lock_shared(); // recovers the dead writer, and closes its write
+    BOOST_TEST((sequence_of(buf) & 1u) == 0u);
+    BOOST_TEST(buf.recovered());
+    // While the shared lock is held no probe can take the write lock: a
+    // lock-free slice elsewhere must not need one.
+    test::child reader([&] { return buf.slice(0, 4)[0] == 99u ? 0 : 1; });
+    BOOST_TEST(reader.wait(30s) == 0);
+    buf.unlock_shared();
+    BOOST_TEST(buf.stats().bulk_recoveries == 1u);
+    // Told to the next writer too, until it releases the lock.
+    buf.lock();
+    BOOST_TEST(buf.recovered());
+    buf.unlock();
+    buf.lock();
+    BOOST_TEST(!buf.recovered());
+    buf.unlock();
+}
+
+BOOST_AUTO_TEST_CASE(a_write_closed_by_a_stalled_reader_is_reported_to_writers_until_one_unlocks)
+{
+    test::scratch_dir dir;
+    const std::string path = dir / "stalled";
+    shmkit::buffer_u32 buf(shmkit::create_only, path, 64);
+    writer_killed_mid_write{path};
+    // A lock-free reader stalls, recovers the writer with a probe of its
+    // own, closes the write and goes on.
+    BOOST_TEST(buf.slice(0, 4)[0] == 99u);
+    BOOST_TEST((sequence_of(buf) & 1u) == 0u);
+    // A bulk write that takes the lock by itself repairs nothing of it.
+    test::child other([&] {
+        shmkit::buffer_u32 mine(shmkit::open_only, path);
+        mine.set_slice(60, std::vector<std::uint32_t>{1, 2, 3, 4});
+        return 0;
+    });
+    BOOST_TEST(other.wait(30s) == 0);
+    buf.lock();
+    BOOST_TEST(buf.recovered()); // half-written data: this writer is told
+    buf.unlock();
+    buf.lock_shared();
+    BOOST_TEST(!buf.recovered()); // repaired, as far as the lock knows
+    buf.unlock_shared();
+    BOOST_TEST(buf.stats().bulk_recoveries == 1u);
+}

@@ -17,10 +17,12 @@
 // Killed between 2 and 4: the rwlock names a dead writer and the sequence
 // stays odd. A reader stalled on the odd sequence for one poll interval
 // tries the write lock, which recovers the dead writer; any holder of the
-// write lock that finds the sequence odd makes it even again (counted in
-// stats().bulk_recoveries). The interrupted write stays partially applied:
-// bulk writes are atomic with respect to readers, not with respect to the
-// death of their writer.
+// write lock, or of the lock shared, that finds the sequence odd makes it
+// even again (counted in stats().bulk_recoveries) and marks the buffer torn:
+// recovered() says so to every holder of the lock until a writer releases
+// it with unlock(). The interrupted write stays partially applied: bulk
+// writes are atomic with respect to readers, not with respect to the death
+// of their writer.
 #ifndef SHMKIT_DETAIL_BUFFER_BASE_HPP
 #define SHMKIT_DETAIL_BUFFER_BASE_HPP
 
@@ -54,6 +56,13 @@ struct buffer_control {
 
 struct alignas(cache_line_size) buffer_counters {
     std::atomic<std::uint64_t> bulk_recoveries;
+    /// Non-zero from the closing of a bulk write that a death interrupted
+    /// (the data may be half-written) until a holder of the write lock
+    /// releases it through unlock(): what recovered() reports besides the
+    /// rwlock's own mark, which any release clears, an internal one too
+    /// (a stalled reader's probe, a set_slice taking the lock itself), and
+    /// which these repair nothing of. Zero (none) in older segments.
+    std::atomic<std::uint32_t> torn;
 };
 
 inline constexpr std::size_t buffer_payload_offset = sizeof(buffer_control) + sizeof(buffer_counters);
@@ -119,18 +128,37 @@ public:
         close_interrupted_write();
         return true;
     }
-    void unlock() { lock_.unlock(); }
-    void lock_shared() { lock_.lock_shared(); }
-    bool try_lock_shared() { return lock_.try_lock_shared(); }
+    /// Releases the write lock; the holder is deemed to have repaired what
+    /// an interrupted bulk write left (see recovered()).
+    void unlock();
+    // The shared acquisitions also close a bulk write that a dead writer
+    // left open (recovered by this acquisition or an earlier one): no
+    // writer runs while they hold the lock, and lock-free readers would
+    // otherwise wait for the next writer.
+    void lock_shared()
+    {
+        lock_.lock_shared();
+        close_interrupted_write();
+    }
+    bool try_lock_shared()
+    {
+        if (!lock_.try_lock_shared()) return false;
+        close_interrupted_write();
+        return true;
+    }
     template <class Rep, class Period>
     bool try_lock_shared_for(const std::chrono::duration<Rep, Period>& d)
     {
-        return lock_.try_lock_shared_for(d);
+        if (!lock_.try_lock_shared_for(d)) return false;
+        close_interrupted_write();
+        return true;
     }
     template <class Clock, class Duration>
     bool try_lock_shared_until(const std::chrono::time_point<Clock, Duration>& tp)
     {
-        return lock_.try_lock_shared_until(tp);
+        if (!lock_.try_lock_shared_until(tp)) return false;
+        close_interrupted_write();
+        return true;
     }
     void unlock_shared() { lock_.unlock_shared(); }
     /// The Perl module's names.
@@ -140,8 +168,15 @@ public:
     void unlock_rd() { unlock_shared(); }
     /// True while the calling thread holds the lock, if its acquisition
     /// recovered a dead holder, or a dead writer was taken over earlier and
-    /// no writer has unlocked since (the data may be half-updated). O(1).
-    bool recovered() const noexcept { return lock_.recovered(); }
+    /// no writer has unlocked since, or a bulk write interrupted by a death
+    /// was closed and no writer has released the lock with unlock() since
+    /// (whoever closed it: a stalled reader too). The data may then be
+    /// half-updated. O(1).
+    bool recovered() const noexcept
+    {
+        return lock_.recovered() ||
+               ((lock_.holds_exclusive() || lock_.holds_shared()) && counters_->torn.load(std::memory_order_relaxed));
+    }
 
     // ---- Information --------------------------------------------------------
 
@@ -239,7 +274,7 @@ protected:
 
 private:
     sync::seqlock& seq() const noexcept { return control_->seq; }
-    void close_interrupted_write() noexcept;
+    void close_interrupted_write() const noexcept;
     void recover_stalled_writer() const;
 
     buffer_spec spec_;

@@ -160,6 +160,22 @@ public:
         return true;
     }
 
+    /// recover() for holders of a shared lock: no writer runs, but several
+    /// holders may repair the same interrupted write at once. One CAS, so
+    /// exactly one of them does it and is told true. Complexity: O(1).
+    /// Throws nothing. Crash: as recover().
+    bool recover_once() noexcept
+    {
+        std::uint32_t s = sequence_.load(std::memory_order_relaxed);
+        if ((s & 1u) == 0) return false;
+        // seq_cst: the release for readers and the writer half of the
+        // no-lost-wakeup argument, as publish()'s store.
+        if (!sequence_.compare_exchange_strong(s, s + 1, std::memory_order_seq_cst, std::memory_order_relaxed))
+            return false;
+        if (SHMKIT_UNLIKELY(waiters_.load(std::memory_order_seq_cst) != 0)) futex_wake(sequence_);
+        return true;
+    }
+
     /// Starts a read: returns an even sequence to pass to read_retry.
     ///
     /// While a write is in progress, spins spin_iterations times, then sleeps

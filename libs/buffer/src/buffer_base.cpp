@@ -124,11 +124,26 @@ buffer_base::buffer_base(buffer_base&& o) noexcept
 {
 }
 
-void buffer_base::close_interrupted_write() noexcept
+void buffer_base::close_interrupted_write() const noexcept
 {
-    // We hold the write lock: an odd sequence can only be a writer that died
-    // between write_begin and write_end.
-    if (control_->seq.recover()) counters_->bulk_recoveries.fetch_add(1, std::memory_order_relaxed);
+    // We hold the lock, exclusively or shared: no writer runs, so an odd
+    // sequence can only be a writer that died between write_begin and
+    // write_end. The mark goes first: a closer killed between the two
+    // leaves the sequence odd for the next one. Relaxed: the lock orders
+    // it for every later holder. Several shared holders may close at once:
+    // recover_once() lets one count it.
+    if ((control_->seq.sequence() & 1u) == 0) return;
+    counters_->torn.store(1, std::memory_order_relaxed);
+    if (control_->seq.recover_once()) counters_->bulk_recoveries.fetch_add(1, std::memory_order_relaxed);
+}
+
+void buffer_base::unlock()
+{
+    // Cleared while still held: a writer killed after this and before the
+    // release is recovered as a dead holder, and reported again.
+    if (lock_.holds_exclusive() && counters_->torn.load(std::memory_order_relaxed) != 0)
+        counters_->torn.store(0, std::memory_order_relaxed);
+    lock_.unlock();
 }
 
 void buffer_base::lock()
@@ -151,7 +166,7 @@ void buffer_base::recover_stalled_writer() const
 {
     sync::rwlock probe = seg_.rwlock(0);
     if (!probe.try_lock_for(2 * sync::liveness_poll_interval)) return;
-    if (control_->seq.recover()) counters_->bulk_recoveries.fetch_add(1, std::memory_order_relaxed);
+    close_interrupted_write(); // marks the buffer torn: the probe's unlock repairs nothing
     probe.unlock();
 }
 
