@@ -149,6 +149,25 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(bulk_operations, T, all_types)
     BOOST_TEST(*b.ptr(2) == x);
 }
 
+BOOST_AUTO_TEST_CASE_TEMPLATE(set_raw_writes_exactly_its_bytes_at_any_offset_and_length, T, all_types)
+{
+    // Against a model of the element area: every offset, lengths up to 40,
+    // so that whole and partial elements and 8-byte words all occur.
+    constexpr std::size_t cap = 12;
+    auto b = shmkit::buffer<T>::anonymous(cap);
+    const std::size_t area = cap * sizeof(T);
+    std::string model(area, '\0');
+    unsigned char next = 1;
+    for (std::size_t off = 0; off <= area; ++off)
+        for (std::size_t n = 0; n <= std::min<std::size_t>(40, area - off); ++n) {
+            std::string bytes(n, '\0');
+            for (char& c : bytes) c = static_cast<char>(next++);
+            b.set_raw(off, bytes);
+            model.replace(off, n, bytes);
+            BOOST_TEST_REQUIRE(b.get_raw(0, area) == model, "set_raw(" << off << ", " << n << " bytes)");
+        }
+}
+
 BOOST_AUTO_TEST_CASE_TEMPLATE(out_of_range_writes_nothing, T, all_types)
 {
     auto b = shmkit::buffer<T>::anonymous(4);

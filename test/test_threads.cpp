@@ -127,3 +127,44 @@ BOOST_AUTO_TEST_CASE(buffer_elements_and_bulk_writes_between_threads)
     // fill() also rewrites element 0, so only check that it is sane.
     BOOST_TEST(buf.get(1) >= 1u);
 }
+
+BOOST_AUTO_TEST_CASE(set_raw_writes_every_element_whole_beside_element_reads)
+{
+    // set_raw at a byte offset that is not 8-aligned, over elements that
+    // get() and cas() read one by one without the seqlock: each element a
+    // getter sees is one some write made whole, never a mix of two writes.
+    // Bytes 2..9 of a buffer_u32 cover element 1 whole and elements 0 and 2
+    // in part.
+    auto buf = shmkit::buffer_u32::anonymous(4);
+    std::atomic<bool> stop{false};
+    std::thread writer([&] {
+        const std::string a(8, '\x11'), b(8, '\x22');
+        for (int i = 0; !stop.load(); ++i) buf.set_raw(2, i % 2 ? a : b);
+    });
+    int bad = 0, seen_both = 0;
+    bool saw[2] = {false, false};
+    // Until both writes were seen and enough reads made (bounded).
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    for (int i = 0; !(saw[0] && saw[1] && i >= 100000) && std::chrono::steady_clock::now() < deadline; ++i) {
+        const std::uint32_t e0 = buf.get(0), e1 = buf.get(1), e2 = buf.get(2);
+        // Little-endian: element 0 takes bytes 2-3 (its high half), element
+        // 2 bytes 8-9 (its low half).
+        bad += !(e0 == 0 || e0 == 0x11110000u || e0 == 0x22220000u);
+        bad += !(e1 == 0 || e1 == 0x11111111u || e1 == 0x22222222u);
+        bad += !(e2 == 0 || e2 == 0x1111u || e2 == 0x2222u);
+        saw[0] |= e1 == 0x11111111u;
+        saw[1] |= e1 == 0x22222222u;
+    }
+    stop.store(true);
+    writer.join();
+    seen_both = saw[0] && saw[1];
+    BOOST_TEST(bad == 0);
+    BOOST_TEST(seen_both == 1); // the reads did overlap the writes
+    // The last write, merged exactly: the partial elements keep their
+    // other bytes.
+    const std::uint32_t last = buf.get(1) & 0xffu;
+    BOOST_TEST((last == 0x11u || last == 0x22u));
+    BOOST_TEST(buf.get(0) == (last << 24 | last << 16));
+    BOOST_TEST(buf.get(2) == (last << 8 | last));
+    BOOST_TEST(buf.get(3) == 0u); // outside the range: never written
+}

@@ -203,7 +203,9 @@ public:
     /// holds the lock. A reader killed here holds nothing.
     std::string get_raw(std::size_t byte_offset, std::size_t n) const;
     /// Writes `bytes` at `byte_offset`: a bulk write (write lock + seqlock,
-    /// see the header comment); O(bytes.size()). Blocks for the write lock
+    /// see the header comment); O(bytes.size()). buffer<T>: every element
+    /// written whole (one covered in part: a CAS of the whole element), so
+    /// that element reads beside it never see one torn. Blocks for the write lock
     /// unless the calling thread holds it exclusively; throws
     /// std::system_error if it holds it shared. Throws std::out_of_range,
     /// nothing written. Killed half-way: partially written.
@@ -275,6 +277,7 @@ protected:
 private:
     sync::seqlock& seq() const noexcept { return control_->seq; }
     void close_interrupted_write() const noexcept;
+    void store_raw(std::size_t byte_offset, const char* src, std::size_t n) noexcept;
     void recover_stalled_writer() const;
 
     buffer_spec spec_;

@@ -3,6 +3,8 @@
 
 #include <shmkit/detail/checked.hpp>
 
+#include <algorithm>
+#include <cstring>
 #include <stdexcept>
 
 namespace shmkit {
@@ -194,6 +196,66 @@ std::string buffer_base::get_raw(std::size_t byte_offset, std::size_t n) const
     return out;
 }
 
+namespace {
+
+/// Stores into the element of `T` at `e` the bytes [lo, hi) of it (offsets
+/// from the element) taken from `from`: the whole element with one store,
+/// a part of it merged in with a CAS of the whole element, so that an
+/// element operation beside it (get, cas) sees the element old or new.
+template <class T>
+void store_element_part(char* e, std::size_t lo, std::size_t hi, const char* from) noexcept
+{
+    T* const p = reinterpret_cast<T*>(e);
+    if (lo == 0 && hi == sizeof(T)) {
+        T v;
+        std::memcpy(&v, from, sizeof v);
+        __atomic_store_n(p, v, __ATOMIC_RELAXED);
+        return;
+    }
+    T old = __atomic_load_n(p, __ATOMIC_RELAXED), merged;
+    do {
+        merged = old;
+        std::memcpy(reinterpret_cast<char*>(&merged) + lo, from, hi - lo);
+    } while (!__atomic_compare_exchange_n(p, &old, merged, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+}
+
+void store_element_part(std::size_t size, char* e, std::size_t lo, std::size_t hi, const char* from) noexcept
+{
+    switch (size) {
+    case 1: return store_element_part<std::uint8_t>(e, lo, hi, from);
+    case 2: return store_element_part<std::uint16_t>(e, lo, hi, from);
+    case 4: return store_element_part<std::uint32_t>(e, lo, hi, from);
+    default: return store_element_part<std::uint64_t>(e, lo, hi, from);
+    }
+}
+
+} // namespace
+
+// For buffer<T>, whose elements are read and written one by one without
+// the seqlock, set_raw() writes every element whole: the 8-byte aligned
+// words it covers entirely with 8-byte stores (whole elements, T being 1 to
+// 8 bytes), the elements around them one by one. A str_buffer's values are
+// only ever read under the seqlock: the plain copy does.
+void buffer_base::store_raw(std::size_t off, const char* src, std::size_t n) noexcept
+{
+    if (spec_.type == element_type::strings) {
+        sync::atomic_copy_to_shared(elems_ + off, src, n);
+        return;
+    }
+    const std::size_t es = spec_.elem_size, end = off + n;
+    for (std::size_t e = off / es * es; e < end;) {
+        if (e >= off && e % 8 == 0 && end - e >= 8) {
+            const std::size_t words = (end - e) / 8 * 8;
+            sync::atomic_copy_to_shared(elems_ + e, src + (e - off), words);
+            e += words;
+            continue;
+        }
+        const std::size_t lo = std::max(e, off), hi = std::min(e + es, end);
+        store_element_part(es, elems_ + e, lo - e, hi - e, src + (lo - off));
+        e += es;
+    }
+}
+
 void buffer_base::set_raw(std::size_t byte_offset, std::string_view bytes)
 {
     const std::size_t area = capacity_ * spec_.stride;
@@ -201,7 +263,7 @@ void buffer_base::set_raw(std::size_t byte_offset, std::string_view bytes)
         throw std::out_of_range("shmkit: " + seg_.name() + ": bytes [" + std::to_string(byte_offset) + ", +" +
                                 std::to_string(bytes.size()) + ") outside the element area of " +
                                 std::to_string(area));
-    bulk_write([&] { sync::atomic_copy_to_shared(elems_ + byte_offset, bytes.data(), bytes.size()); });
+    bulk_write([&] { store_raw(byte_offset, bytes.data(), bytes.size()); });
 }
 
 buffer_stats buffer_base::stats() const
