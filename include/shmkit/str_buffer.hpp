@@ -21,8 +21,9 @@ namespace shmkit {
 ///
 /// Every write (set, set_slice, fill, clear, set_raw) is a bulk write under
 /// the write lock and the seqlock; every read (get, slice, get_raw) copies
-/// until no write overlapped it. So get() never returns a half-written
-/// string, and reads never block on each other (they wait only while a
+/// until no write overlapped it. So get() never returns a string a write in
+/// progress is changing (a writer killed half-way: see below), and reads
+/// never block on each other (they wait only while a
 /// write is in progress). Process- and thread-safe like buffer<T>; writes
 /// block for the write lock, reads take no lock. Crash safety as for
 /// buffer<T> (detail/buffer_base.hpp): a writer killed half-way leaves the
@@ -33,7 +34,8 @@ namespace shmkit {
 /// Validation errors (std::out_of_range, std::length_error) are thrown
 /// before anything is written. Besides them, writes throw
 /// std::system_error for a thread that holds the lock shared, and the
-/// other exceptions of detail::buffer_base; reads may throw std::bad_alloc.
+/// other exceptions of detail::buffer_base; reads may throw std::bad_alloc,
+/// and, when they recover a stalled writer, what lock() throws.
 ///
 /// Each slot is the length (4 bytes) followed by `width` bytes, padded to 8.
 class str_buffer : public detail::buffer_base {
