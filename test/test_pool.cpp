@@ -689,6 +689,64 @@ BOOST_AUTO_TEST_CASE(guard_frees_on_scope_exit)
     BOOST_TEST(!static_cast<bool>(shmkit::slot_guard()));
 }
 
+BOOST_AUTO_TEST_CASE(a_guard_leaves_alone_a_slot_another_holder_has_now)
+{
+    test::scratch_dir dir;
+    pool<std::int64_t> a(shmkit::create_only, dir / "p", 1);
+    pool<std::int64_t> b(shmkit::open_only, dir / "p");
+    {
+        auto g = a.alloc_guard();
+        BOOST_REQUIRE(static_cast<bool>(g));
+        BOOST_TEST(b.adopt(*g, a.holder_token(*g))); // handed over, release() forgotten
+    }
+    BOOST_TEST(a.used() == 1u); // b's slot was not freed under it
+    BOOST_TEST(b.holder_token(0) != 0u);
+    BOOST_TEST(b.free(0));
+    {
+        auto g = a.alloc_guard();
+        BOOST_TEST(a.free(*g)); // freed by hand, then taken by b
+        BOOST_TEST((b.try_alloc() == std::optional<std::size_t>(0)));
+    }
+    BOOST_TEST(a.used() == 1u);
+    BOOST_TEST(b.free(0));
+}
+
+BOOST_AUTO_TEST_CASE(alloc_on_a_moved_from_pool_throws_rather_than_waits_for_ever, *boost::unit_test::timeout(60))
+{
+    auto p = pool<std::int64_t>::anonymous(2);
+    auto q = std::move(p);
+    BOOST_CHECK_THROW(p.alloc(), std::logic_error); // NOLINT(bugprone-use-after-move): what is tested
+    BOOST_TEST(q.alloc().has_value());
+}
+
+BOOST_AUTO_TEST_CASE(alloc_n_queued_for_the_batch_mutex_counts_as_waiting)
+{
+    auto p = pool<std::int64_t>::anonymous(2);
+    const auto held = p.alloc_n(2);
+    BOOST_REQUIRE(held.has_value());
+    const auto waiters_reach = [&](std::uint64_t n) {
+        return test::until([&] { return p.stats().waiters == n; }, std::chrono::milliseconds(30000));
+    };
+    std::optional<std::vector<std::size_t>> got_a, got_b;
+    std::thread a([&] { got_a = p.alloc_n(2, 60s); }); // holds the mutex, sleeps for slots
+    BOOST_TEST_REQUIRE(waiters_reach(1));
+    std::thread b([&] {
+        got_b = p.alloc_n(2, 60s); // queued behind a for the mutex
+        if (got_b) p.free_n(*got_b);
+    });
+    BOOST_TEST(waiters_reach(2));
+    BOOST_TEST(p.free_n(*held) == 2u);
+    a.join();
+    BOOST_REQUIRE(got_a.has_value());
+    BOOST_TEST(p.free_n(*got_a) == 2u);
+    b.join();
+    BOOST_TEST(got_b.has_value());
+    const auto st = p.stats();
+    BOOST_TEST(st.waits == 2u);
+    BOOST_TEST(st.timeouts == 0u);
+    BOOST_TEST(st.waiters == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(guard_release_keeps_the_slot)
 {
     auto p = pool<std::int64_t>::anonymous(2);

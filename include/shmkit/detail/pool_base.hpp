@@ -119,8 +119,10 @@ public:
         pool_ = nullptr;
         return index_;
     }
-    /// Frees the slot now (if this guard has one and this is the process
-    /// that allocated it) and empties the guard. Throws nothing.
+    /// Frees the slot now (if this guard has one, this is the process that
+    /// allocated it, and the slot is still held as it was when the guard
+    /// was made: not adopted, freed or recovered meanwhile) and empties the
+    /// guard. Throws nothing.
     void reset() noexcept;
 
 private:
@@ -129,6 +131,7 @@ private:
 
     detail::pool_base* pool_ = nullptr;
     std::size_t index_ = 0;
+    std::uint64_t token_ = 0; ///< holder_token(index_) when the guard was made
     std::uint32_t fork_generation_ = 0;
 };
 
@@ -280,7 +283,10 @@ public:
     /// crash-recoverable mutex of the pool, so they are served one at a time
     /// (no livelock between them). O(n) when slots are free near the cursor,
     /// O(capacity) per attempt otherwise. Throws std::invalid_argument at
-    /// once if n > capacity() (it could never succeed), std::bad_alloc.
+    /// once if n > capacity() (it could never succeed), std::bad_alloc;
+    /// alloc_n, when it must queue: what sync::mutex::lock() throws
+    /// (std::system_error for a thread that holds 16 shmkit locks already,
+    /// shmkit::error in a forked child that cannot attach).
     std::optional<std::vector<std::size_t>> try_alloc_n(std::size_t n);
     std::optional<std::vector<std::size_t>> alloc_n(std::size_t n);
     template <class Rep, class Period>

@@ -15,12 +15,13 @@ namespace shmkit {
 // ---- slot_guard ---------------------------------------------------------------
 
 slot_guard::slot_guard(detail::pool_base* p, std::size_t i) noexcept
-    : pool_(p), index_(i), fork_generation_(detail::fork_generation())
+    : pool_(p), index_(i), token_(p->holder_token(i)), fork_generation_(detail::fork_generation())
 {
 }
 
 slot_guard::slot_guard(slot_guard&& o) noexcept
-    : pool_(std::exchange(o.pool_, nullptr)), index_(o.index_), fork_generation_(o.fork_generation_)
+    : pool_(std::exchange(o.pool_, nullptr)), index_(o.index_), token_(o.token_),
+      fork_generation_(o.fork_generation_)
 {
 }
 
@@ -30,6 +31,7 @@ slot_guard& slot_guard::operator=(slot_guard&& o) noexcept
         reset();
         pool_ = std::exchange(o.pool_, nullptr);
         index_ = o.index_;
+        token_ = o.token_;
         fork_generation_ = o.fork_generation_;
     }
     return *this;
@@ -41,7 +43,9 @@ void slot_guard::reset() noexcept
     // A copy made by fork() in a child: the slot is the parent's.
     if (p && fork_generation_ == detail::fork_generation()) {
         try {
-            p->free(index_);
+            // By token: a slot handed over and adopted (or freed and given to
+            // someone else) meanwhile is no longer the guard's to free.
+            p->free(index_, token_);
         } catch (...) {
             // free() throws only for an index out of range (impossible for a
             // slot it gave out) or when a forked child cannot attach; a
@@ -268,6 +272,9 @@ bool pool_base::wait_for_free(std::uint32_t seen, std::optional<clock::time_poin
 
 std::optional<std::size_t> pool_base::alloc_slow(std::optional<clock::time_point> deadline)
 {
+    // Only a moved-from handle has no slots (a pool has at least one): it
+    // would wait for ever.
+    if (capacity_ == 0) throw std::logic_error("shmkit: alloc() on a moved-from pool");
     const std::uint64_t me = att_->owner_id();
     counters_->waits.fetch_add(1, std::memory_order_relaxed);
     waiting_scope waiting(*this, me);
@@ -300,8 +307,12 @@ bool pool_base::claim_n(boost::span<std::size_t> out, std::uint64_t me) noexcept
         bump(line(me).allocs, n);
         return true;
     }
-    // Not enough: give back what we took, before anyone waits on us.
-    for (std::size_t k = 0; k < got; ++k) owners_[out[k]].store(0, std::memory_order_release);
+    // Not enough: give back what we took, before anyone waits on us. A CAS
+    // from our id: an adopt(i) or reset() that came between keeps its slot.
+    for (std::size_t k = 0; k < got; ++k) {
+        std::uint64_t mine = me;
+        owners_[out[k]].compare_exchange_strong(mine, 0, std::memory_order_release, std::memory_order_relaxed);
+    }
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (got) wake_sleepers();
     return false;
@@ -341,6 +352,11 @@ std::optional<std::vector<std::size_t>> pool_base::alloc_n_until(std::size_t n,
     // what they need and give it back could otherwise keep failing each
     // other. The mutex holder holds no slot while it waits, so nobody can
     // wait on it for slots; a holder that dies is recovered by the mutex.
+    // Waiting from here (stats().waiters, waits): in the queue for the
+    // mutex as much as for slots.
+    const std::uint64_t me = att_->owner_id();
+    counters_->waits.fetch_add(1, std::memory_order_relaxed);
+    waiting_scope waiting(*this, me);
     sync::mutex turn = seg_.mutex(0);
     const bool locked = deadline ? turn.try_lock_until(*deadline) : (turn.lock(), true);
     if (!locked) {
@@ -348,9 +364,6 @@ std::optional<std::vector<std::size_t>> pool_base::alloc_n_until(std::size_t n,
         return std::nullopt;
     }
     std::unique_lock<sync::mutex> hold(turn, std::adopt_lock);
-    const std::uint64_t me = att_->owner_id();
-    counters_->waits.fetch_add(1, std::memory_order_relaxed);
-    waiting_scope waiting(*this, me);
     // Claims only when enough slots look free: a claim that falls short
     // gives its slots back and wakes the sleepers, this thread included,
     // which would make the loop spin instead of sleep.
@@ -444,6 +457,19 @@ std::size_t pool_base::recover_stale()
     std::unordered_map<std::uint64_t, bool> alive;
     const std::uint64_t me = att_->owner_id();
     std::size_t freed = 0;
+    // Counted and woken even if the scan throws part-way (bad_alloc of the
+    // map): the slots freed so far are free.
+    struct report_freed {
+        pool_base& pool;
+        const std::size_t& freed;
+        ~report_freed()
+        {
+            if (!freed) return;
+            pool.counters_->recoveries.fetch_add(freed, std::memory_order_relaxed);
+            std::atomic_thread_fence(std::memory_order_seq_cst);
+            pool.wake_sleepers();
+        }
+    } report{*this, freed};
     for (std::size_t i = 0; i < capacity_; ++i) {
         std::uint64_t o = owners_[i].load(std::memory_order_acquire);
         if (o == 0 || o == me) continue;
@@ -453,11 +479,6 @@ std::size_t pool_base::recover_stale()
         // Fails if the slot was freed, adopted or recovered meanwhile: the
         // dead owner's id can only leave the word, never come back.
         if (owners_[i].compare_exchange_strong(o, 0, std::memory_order_acq_rel, std::memory_order_relaxed)) ++freed;
-    }
-    if (freed) {
-        counters_->recoveries.fetch_add(freed, std::memory_order_relaxed);
-        std::atomic_thread_fence(std::memory_order_seq_cst);
-        wake_sleepers();
     }
     return freed;
 }
