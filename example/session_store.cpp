@@ -17,8 +17,10 @@
 #include <csignal>
 #include <cstdio>
 #include <set>
+#include <stdexcept>
 #include <string>
 
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -56,13 +58,26 @@ int main()
     try {
         shmkit::kv_store store(name, shmkit::exclusive);
         int report[2];
-        if (::pipe(report) != 0) return 2;
+        if (::pipe(report) != 0) throw std::runtime_error("pipe failed");
+        const pid_t master = ::getpid();
         pid_t pids[workers];
         for (int id = 0; id < workers; ++id) {
             pids[id] = ::fork();
-            if (pids[id] == 0) std::_Exit(worker(name, id, report[1]));
+            if (pids[id] < 0) throw std::runtime_error("fork failed"); // the workers forked die with us
+            if (pids[id] == 0) {
+                // A worker: dies with the master, and leaves by _Exit, never
+                // through main's catch (which would remove the others' store).
+                ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+                int wrc = 1;
+                try {
+                    if (::getppid() == master) wrc = worker(name, id, report[1]);
+                } catch (const std::exception& e) {
+                    std::fprintf(stderr, "worker %d: %s\n", id, e.what());
+                }
+                std::_Exit(wrc);
+            }
         }
-        ::close(report[1]);
+        ::close(report[1]); // EOF once every worker has exited
 
         // Read the reports; kill the victim once it has committed a third of
         // its sessions (it is writing its next one right then, or about to).
@@ -76,7 +91,12 @@ int main()
                 killed = true;
             }
         }
-        for (pid_t p : pids) ::waitpid(p, nullptr, 0);
+        bool workers_ok = killed; // and the others finished their sessions
+        for (int id = 0; id < workers; ++id) {
+            int status = 0;
+            ::waitpid(pids[id], &status, 0);
+            workers_ok = workers_ok && (id == victim || (WIFEXITED(status) && WEXITSTATUS(status) == 0));
+        }
 
         std::string why;
         const bool sound = store.check(&why);
@@ -94,7 +114,7 @@ int main()
                     static_cast<unsigned long long>(st.grows),
                     st.lock_recoveries ? "the dead writer's lock was recovered and its work repaired"
                                        : "the victim died between two puts (nothing to repair)");
-        rc = sound && intact == committed.size() && st.entries >= committed.size() ? 0 : 1;
+        rc = workers_ok && sound && intact == committed.size() && st.entries >= committed.size() ? 0 : 1;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "session_store: %s\n", e.what());
     }
