@@ -168,6 +168,23 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(set_raw_writes_exactly_its_bytes_at_any_offset_and
         }
 }
 
+BOOST_AUTO_TEST_CASE(str_buffer_set_raw_writes_exactly_its_bytes_at_any_offset_and_length)
+{
+    // Width 9: slots of 16 bytes, wider than any element type.
+    auto b = shmkit::str_buffer::anonymous(4, 9);
+    const std::size_t area = 4 * 16;
+    std::string model = b.get_raw(0, area);
+    unsigned char next = 1;
+    for (std::size_t off = 0; off <= area; ++off)
+        for (std::size_t n = 0; n <= std::min<std::size_t>(24, area - off); ++n) {
+            std::string bytes(n, '\0');
+            for (char& c : bytes) c = static_cast<char>(next++);
+            b.set_raw(off, bytes);
+            model.replace(off, n, bytes);
+            BOOST_TEST_REQUIRE(b.get_raw(0, area) == model, "set_raw(" << off << ", " << n << " bytes)");
+        }
+}
+
 BOOST_AUTO_TEST_CASE_TEMPLATE(out_of_range_writes_nothing, T, all_types)
 {
     auto b = shmkit::buffer<T>::anonymous(4);

@@ -234,15 +234,18 @@ void store_element_part(std::size_t size, char* e, std::size_t lo, std::size_t h
 // For buffer<T>, whose elements are read and written one by one without
 // the seqlock, set_raw() writes every element whole: the 8-byte aligned
 // words it covers entirely with 8-byte stores (whole elements, T being 1 to
-// 8 bytes), the elements around them one by one. A str_buffer's values are
-// only ever read under the seqlock: the plain copy does.
+// 8 bytes), the elements around them one by one. A str_buffer's values
+// (element type bytes, of any width) are only ever read under the seqlock:
+// the plain copy does.
 void buffer_base::store_raw(std::size_t off, const char* src, std::size_t n) noexcept
 {
-    if (spec_.type == element_type::strings) {
+    const std::size_t es = spec_.elem_size;
+    const bool numeric = spec_.type >= element_type::i8 && spec_.type <= element_type::f64;
+    if (!numeric || (es != 1 && es != 2 && es != 4 && es != 8) || spec_.stride != es) {
         sync::atomic_copy_to_shared(elems_ + off, src, n);
         return;
     }
-    const std::size_t es = spec_.elem_size, end = off + n;
+    const std::size_t end = off + n;
     for (std::size_t e = off / es * es; e < end;) {
         if (e >= off && e % 8 == 0 && end - e >= 8) {
             const std::size_t words = (end - e) / 8 * 8;
