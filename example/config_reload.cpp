@@ -4,8 +4,9 @@
 //
 //   1. The master creates the share (a native share: a POSIX segment named
 //      after the key) and stores configuration 1.
-//   2. Three readers open it by key. Each polls version() (one load from
-//      shared memory, no syscall) and fetches the text when it moves; it
+//   2. Three readers open it by key. Each polls version() - one load from
+//      shared memory, no lock; a poll that finds it unchanged yields the
+//      CPU (sched_yield, a syscall) - and fetches the text when it moves; it
 //      checks that every text it fetches is whole: the checksum line at its
 //      end matches its body. Configurations grow past 64 KiB, the size of
 //      the share's first segment, so the last stores move them into a
@@ -23,9 +24,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 
 #include <sched.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -77,11 +80,42 @@ int reader(key_t key, int report)
     return ::write(report, msg, sizeof msg) == sizeof msg ? 0 : 1;
 }
 
+/// A process that takes the exclusive lock, says so, and waits to be killed.
+int lock_holder(key_t key, int locked)
+{
+    shmkit::share mine(key);
+    mine.lock(shmkit::share::lock_ex);
+    (void)!::write(locked, "x", 1);
+    for (;;) ::pause();
+}
+
+/// Forks a child that runs `body` and leaves by _Exit with its result (1,
+/// said on stderr, if it throws), never back through main(); it dies with
+/// the master. Returns the child's PID to the master; throws if fork fails.
+template <class F>
+pid_t spawn(const char* who, F body)
+{
+    const pid_t master = ::getpid();
+    const pid_t pid = ::fork();
+    if (pid < 0) throw std::runtime_error("fork failed");
+    if (pid > 0) return pid;
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int rc = 1;
+    try {
+        if (::getppid() == master) rc = body();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s: %s\n", who, e.what());
+    }
+    std::_Exit(rc);
+}
+
 } // namespace
 
 int main()
 {
     const key_t key = static_cast<key_t>(0x52000000 | (::getpid() & 0xffffff));
+    // A bounded run: if anything ever hung, the test suite sees a failure.
+    ::alarm(60);
     int rc = 1;
     try {
         shmkit::share_options o;
@@ -90,34 +124,32 @@ int main()
         shmkit::share config(key, o);
         config.store(make_config(1, false));
 
+        // The readers (on every way out, those still running die with the
+        // master, once it has removed the share).
         int report[2];
-        if (::pipe(report) != 0) return 2;
+        if (::pipe(report) != 0) throw std::runtime_error("pipe failed");
         pid_t pids[readers];
-        for (int r = 0; r < readers; ++r)
-            if ((pids[r] = ::fork()) == 0) std::_Exit(reader(key, report[1]));
-        ::close(report[1]);
+        for (int r = 0; r < readers; ++r) pids[r] = spawn("reader", [&] { return reader(key, report[1]); });
+        ::close(report[1]); // EOF once every reader has exited
 
-        // A process that dies holding the exclusive lock.
+        // A process that dies holding the exclusive lock: killed and reaped
+        // whether it took the lock or not (removing the share waits for it).
         int locked[2];
-        if (::pipe(locked) != 0) return 2;
-        const pid_t holder = ::fork();
-        if (holder == 0) {
-            shmkit::share mine(key);
-            mine.lock(shmkit::share::lock_ex);
-            (void)!::write(locked[1], "x", 1);
-            for (;;) ::pause();
-        }
+        if (::pipe(locked) != 0) throw std::runtime_error("pipe failed");
+        const pid_t holder = spawn("lock holder", [&] { return lock_holder(key, locked[1]); });
+        ::close(locked[1]); // EOF if it dies before it holds the lock
         char c;
-        if (::read(locked[0], &c, 1) != 1) return 2;
+        const bool held = ::read(locked[0], &c, 1) == 1;
         ::kill(holder, SIGKILL);
         ::waitpid(holder, nullptr, 0);
+        if (!held) throw std::runtime_error("the lock holder exited before it took the lock");
 
         for (int g = 2; g <= generations; ++g) config.store(make_config(g, false));
         config.store(make_config(generations + 1, true));
 
-        int distinct_min = generations + 1, torn = 0, msg[2];
-        for (int r = 0; r < readers; ++r) {
-            if (::read(report[0], msg, sizeof msg) != sizeof msg) break;
+        int distinct_min = generations + 1, torn = 0, reported = 0, msg[2];
+        for (; reported < readers; ++reported) {
+            if (::read(report[0], msg, sizeof msg) != sizeof msg) break; // EOF: a reader failed
             distinct_min = std::min(distinct_min, msg[0]);
             torn += msg[1];
         }
@@ -132,9 +164,9 @@ int main()
                     st.value_size, st.segments);
         std::printf("a process was killed holding the exclusive lock; lock recoveries: %llu\n",
                     static_cast<unsigned long long>(st.lock_recoveries));
-        std::printf("%d readers each saw at least %d distinct configurations (they skip those published\n"
+        std::printf("%d of %d readers each saw at least %d distinct configurations (they skip those published\n"
                     "while they were busy); torn configurations seen: %d\n",
-                    readers, distinct_min, torn);
+                    reported, readers, distinct_min, torn);
         rc = readers_ok && torn == 0 && st.lock_recoveries >= 1 && distinct_min >= 1 ? 0 : 1;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "config_reload: %s\n", e.what());

@@ -16,11 +16,14 @@
 //      alloc() recover its slots by itself.
 #include <shmkit/pool.hpp>
 
+#include <chrono>
+#include <csignal>
 #include <cstdio>
-#include <cstdlib>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,15 +32,6 @@ namespace {
 constexpr int workers = 4;
 constexpr int slots_per_worker = 2;
 
-// A pipe byte says "I hold my slots"; the master's byte says "finish".
-struct channel {
-    int up[2], down[2];
-    channel()
-    {
-        if (::pipe(up) != 0 || ::pipe(down) != 0) std::exit(2);
-    }
-};
-
 void put(int fd) { (void)!::write(fd, "x", 1); }
 bool get(int fd)
 {
@@ -45,18 +39,19 @@ bool get(int fd)
     return ::read(fd, &c, 1) == 1;
 }
 
-int worker(const std::string& path, int id, channel& ch)
+int worker(const std::string& path, int id, int ready, int finish)
 {
     shmkit::str_pool slots(shmkit::open_only, path);
     std::vector<shmkit::slot_guard> mine;
     for (int k = 0; k < slots_per_worker; ++k) {
-        mine.push_back(slots.alloc_guard());
+        mine.push_back(slots.alloc_guard(std::chrono::seconds(10)));
+        if (!mine.back()) return 1; // no slot came free: the master sees EOF on `ready`
         slots.set(*mine.back(), "worker " + std::to_string(id) + " (pid " + std::to_string(::getpid()) +
                                     ") serving client " + std::to_string(10 * id + k));
     }
-    put(ch.up[1]);
-    get(ch.down[0]); // until told to finish (a killed worker never gets here)
-    return 0;        // the guards free the slots
+    put(ready);
+    get(finish); // until told to finish (a killed worker never gets here)
+    return 0;    // the guards free the slots
 }
 
 void show(const shmkit::str_pool& slots)
@@ -66,27 +61,62 @@ void show(const shmkit::str_pool& slots)
     });
 }
 
-pid_t fork_worker(const std::string& path, int id, channel& ch)
+/// A forked worker that holds its slots: its PID, and the master's end of
+/// the pipe on which a byte tells it to finish.
+struct worker_process {
+    pid_t pid;
+    int finish;
+};
+
+// A pipe byte says "I hold my slots" (EOF: the worker died first); the
+// master's byte on the other pipe says "finish".
+worker_process fork_worker(const std::string& path, int id)
 {
+    int up[2], down[2];
+    if (::pipe(up) != 0 || ::pipe(down) != 0) throw std::runtime_error("pipe failed");
+    const pid_t master = ::getpid();
     const pid_t pid = ::fork();
-    if (pid == 0) std::_Exit(worker(path, id, ch));
-    get(ch.up[0]); // it holds its slots now
-    return pid;
+    if (pid < 0) throw std::runtime_error("fork failed");
+    if (pid == 0) {
+        // The worker: dies with the master, and leaves by _Exit, never
+        // through main's catch (which would unlink the pool).
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        ::close(up[0]);
+        ::close(down[1]);
+        int rc = 1;
+        try {
+            if (::getppid() == master) rc = worker(path, id, up[1], down[0]);
+        } catch (const std::exception& e) {
+            std::fprintf(stderr, "worker %d: %s\n", id, e.what());
+        }
+        std::_Exit(rc);
+    }
+    ::close(up[1]); // the worker's ends: once ours are closed, its death gives EOF
+    ::close(down[0]);
+    const bool ready = get(up[0]);
+    ::close(up[0]);
+    if (!ready) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+        throw std::runtime_error("worker " + std::to_string(id) + " exited before it took its slots");
+    }
+    return {pid, down[1]};
 }
 
 int run(const std::string& path, shmkit::str_pool& slots)
 {
-    std::vector<channel> ch(workers + 1);
-    std::vector<pid_t> pids;
-    for (int id = 0; id < workers; ++id) pids.push_back(fork_worker(path, id, ch[id]));
+    // On every way out of run(), the workers still running die with the
+    // master (PR_SET_PDEATHSIG), after main() has unlinked the pool.
+    std::vector<worker_process> w;
+    for (int id = 0; id < workers; ++id) w.push_back(fork_worker(path, id));
     std::printf("%d workers hold %zu of %zu slots:\n", workers, slots.used(), slots.capacity());
     show(slots);
 
     const int victim = 2;
-    ::kill(pids[victim], SIGKILL);
-    ::waitpid(pids[victim], nullptr, 0);
+    ::kill(w[victim].pid, SIGKILL);
+    ::waitpid(w[victim].pid, nullptr, 0);
     std::printf("\nworker %d (pid %d) was killed holding its slots; still %zu in use\n", victim,
-                static_cast<int>(pids[victim]), slots.used());
+                static_cast<int>(w[victim].pid), slots.used());
     const std::size_t freed = slots.recover_stale();
     std::printf("recover_stale() freed %zu slots (the dead worker's); %zu in use:\n", freed, slots.used());
     show(slots);
@@ -95,9 +125,9 @@ int run(const std::string& path, shmkit::str_pool& slots)
     // A late worker takes the two recovered slots: the pool is full. Then
     // worker 3 dies too, and a newcomer opened with auto_recover simply
     // asks for a slot: its alloc() finds the dead owner's slots by itself.
-    pids.push_back(fork_worker(path, workers, ch[workers])); // takes the 2 recovered slots
-    ::kill(pids[3], SIGKILL);
-    ::waitpid(pids[3], nullptr, 0);
+    w.push_back(fork_worker(path, workers)); // takes the 2 recovered slots
+    ::kill(w[3].pid, SIGKILL);
+    ::waitpid(w[3].pid, nullptr, 0);
     shmkit::pool_options opt;
     opt.auto_recover = true;
     shmkit::str_pool newcomer(shmkit::open_only, path, opt);
@@ -110,12 +140,15 @@ int run(const std::string& path, shmkit::str_pool& slots)
                 static_cast<unsigned long long>(newcomer.stats().recoveries));
     newcomer.free(*got);
 
+    bool finished = true;
     for (int id : {0, 1, 4}) {
-        put(ch[id].down[1]);
-        ::waitpid(pids[id], nullptr, 0);
+        put(w[id].finish);
+        int status = 0;
+        ::waitpid(w[id].pid, &status, 0);
+        finished = finished && WIFEXITED(status) && WEXITSTATUS(status) == 0;
     }
     std::printf("\nthe live workers finished and their guards freed their slots: %zu in use\n", slots.used());
-    return slots.used() == 0 ? 0 : 1;
+    return finished && slots.used() == 0 ? 0 : 1;
 }
 
 } // namespace

@@ -11,9 +11,13 @@
 // are gone when it exits.
 #include <shmkit/share.hpp>
 
+#include <csignal>
 #include <iostream>
+#include <stdexcept>
 #include <string>
 
+#include <poll.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,41 +38,65 @@ shmkit::share make_share(key_t key, const std::string& value)
 }
 
 /// A running `perl script key rounds`, with pipes to its stdin and from
-/// its stdout.
+/// its stdout. Perl dies with this process; and when this object goes, on
+/// any way out, it kills and reaps perl unless wait() has reaped it.
 struct perl_process {
     pid_t pid = -1;
     int to = -1, from = -1;
+
+    perl_process(const std::string& script, key_t key);
+    perl_process(const perl_process&) = delete;
+    perl_process& operator=(const perl_process&) = delete;
+    ~perl_process()
+    {
+        if (pid > 0) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, nullptr, 0);
+        }
+    }
+
+    /// Waits for perl to exit; whether it succeeded.
+    bool wait()
+    {
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        pid = -1;
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    }
 };
 
-perl_process start_perl(const std::string& script, key_t key)
+perl_process::perl_process(const std::string& script, key_t key)
 {
     int in[2], out[2];
     if (::pipe(in) != 0 || ::pipe(out) != 0) throw std::runtime_error("pipe failed");
-    perl_process p;
-    p.pid = ::fork();
-    if (p.pid < 0) throw std::runtime_error("fork failed");
-    if (p.pid == 0) {
+    const std::string k = std::to_string(key), r = std::to_string(rounds);
+    const pid_t parent = ::getpid();
+    pid = ::fork();
+    if (pid < 0) throw std::runtime_error("fork failed");
+    if (pid == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL); // kept across exec
+        if (::getppid() != parent) ::_exit(127);
         ::dup2(in[0], 0);
         ::dup2(out[1], 1);
         for (int fd : {in[0], in[1], out[0], out[1]}) ::close(fd);
-        const std::string k = std::to_string(key), r = std::to_string(rounds);
         ::execlp("perl", "perl", script.c_str(), k.c_str(), r.c_str(), static_cast<char*>(nullptr));
         std::perror("exec perl");
         ::_exit(127);
     }
     ::close(in[0]);
     ::close(out[1]);
-    p.to = in[1];
-    p.from = out[0];
-    return p;
+    to = in[1];
+    from = out[0];
 }
 
-/// Reads one line from `fd` (no buffering beyond it).
+/// Reads one line from `fd` (no buffering beyond it); what came if the
+/// rest does not come within 20 s (a perl that hangs does not hang us).
 std::string read_line(int fd)
 {
     std::string line;
     char c;
-    while (::read(fd, &c, 1) == 1 && c != '\n') line += c;
+    pollfd p{fd, POLLIN, 0};
+    while (::poll(&p, 1, 20000) == 1 && ::read(fd, &c, 1) == 1 && c != '\n') line += c;
     return line;
 }
 
@@ -82,31 +110,31 @@ int main(int argc, char** argv)
     }
     // Keys of this run: IPC keys are global, so make them unlikely to be in use.
     const key_t key = static_cast<key_t>(0x50000000 | (::getpid() & 0xfffff) << 8);
-    shmkit::share greeting = make_share(key, "hello from C++");
-    shmkit::share counter = make_share(key + 100, "0");
+    std::signal(SIGPIPE, SIG_IGN); // a write to a dead perl fails (EPIPE) instead of killing us
+    try {
+        // Every way out of this block removes the shares (destroy), after
+        // perl, declared after them, has been killed and reaped.
+        shmkit::share greeting = make_share(key, "hello from C++");
+        shmkit::share counter = make_share(key + 100, "0");
 
-    // Perl reads the greeting and answers, then says "ready"; from our "go"
-    // on, both increment the counter under its exclusive lock.
-    const perl_process perl = start_perl(argv[1], key);
-    if (read_line(perl.from) != "ready") {
-        std::cerr << "the perl script did not start\n";
+        // Perl reads the greeting and answers, then says "ready"; from our
+        // "go" on, both increment the counter under its exclusive lock.
+        perl_process perl(argv[1], key);
+        if (read_line(perl.from) != "ready") throw std::runtime_error("the perl script did not start");
+        if (::write(perl.to, "go\n", 3) != 3) throw std::runtime_error("the perl script is gone");
+        for (int i = 0; i < rounds; ++i) {
+            counter.lock(shmkit::share::lock_ex);
+            counter.store(std::to_string(std::stoi(counter.fetch()) + 1));
+            counter.unlock();
+        }
+        if (!perl.wait()) throw std::runtime_error("the perl script failed");
+        std::cout << "C++: read \"" << greeting.fetch() << "\" (version " << greeting.version() << ")\n";
+        const int total = std::stoi(counter.fetch());
+        std::cout << "C++: counter = " << total << " (expected " << 2 * rounds << "), " << counter.version() - 1
+                  << " stores\n";
+        return total == 2 * rounds ? 0 : 1;
+    } catch (const std::exception& e) {
+        std::cerr << "perl_share: " << e.what() << "\n";
         return 1;
     }
-    if (::write(perl.to, "go\n", 3) != 3) return 1;
-    for (int i = 0; i < rounds; ++i) {
-        counter.lock(shmkit::share::lock_ex);
-        counter.store(std::to_string(std::stoi(counter.fetch()) + 1));
-        counter.unlock();
-    }
-    int status = 0;
-    ::waitpid(perl.pid, &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        std::cerr << "the perl script failed\n";
-        return 1;
-    }
-    std::cout << "C++: read \"" << greeting.fetch() << "\" (version " << greeting.version() << ")\n";
-    const int total = std::stoi(counter.fetch());
-    std::cout << "C++: counter = " << total << " (expected " << 2 * rounds << "), " << counter.version() - 1
-              << " stores\n";
-    return total == 2 * rounds ? 0 : 1;
 }

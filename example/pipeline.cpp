@@ -18,9 +18,12 @@
 //      recover_stale(): its owner is dead and nobody adopted it.
 #include <shmkit/pool.hpp>
 
+#include <csignal>
 #include <cstdio>
+#include <stdexcept>
 #include <string>
 
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -72,6 +75,26 @@ int consumer(int memfd, int from_producer, int adopted, int go)
     return 0;
 }
 
+/// Forks a child that runs `body` and leaves by _Exit with its result (1,
+/// said on stderr, if it throws), never back through main(); it dies with
+/// its parent. Returns the child's PID to the parent; throws if fork fails.
+template <class F>
+pid_t spawn(const char* who, F body)
+{
+    const pid_t parent = ::getpid();
+    const pid_t pid = ::fork();
+    if (pid < 0) throw std::runtime_error("fork failed");
+    if (pid > 0) return pid;
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int rc = 1;
+    try {
+        if (::getppid() == parent) rc = body();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "%s: %s\n", who, e.what());
+    }
+    std::_Exit(rc);
+}
+
 int wait_for(pid_t pid)
 {
     int status = 0;
@@ -86,17 +109,26 @@ int main()
     try {
         shmkit::str_pool q = shmkit::str_pool::memfd("pipeline", 16, 64);
         int data[2], adopted[2], go[2], done[2];
-        if (::pipe(data) != 0 || ::pipe(adopted) != 0 || ::pipe(go) != 0 || ::pipe(done) != 0) return 2;
+        if (::pipe(data) != 0 || ::pipe(adopted) != 0 || ::pipe(go) != 0 || ::pipe(done) != 0)
+            throw std::runtime_error("pipe failed");
 
-        const pid_t cons = ::fork();
-        if (cons == 0) std::_Exit(consumer(q.memfd(), data[0], adopted[1], go[0]));
-        const pid_t prod = ::fork();
-        if (prod == 0) std::_Exit(producer(q.memfd(), data[1], done[1]));
+        // Each child keeps only its own pipe ends, and the parent closes the
+        // children's write ends: a child that dies gives EOF to whoever reads it.
+        const pid_t cons = spawn("consumer", [&] {
+            for (int fd : {data[1], adopted[0], go[1], done[0], done[1]}) ::close(fd);
+            return consumer(q.memfd(), data[0], adopted[1], go[0]);
+        });
+        const pid_t prod = spawn("producer", [&] {
+            for (int fd : {data[0], adopted[0], adopted[1], go[0], go[1], done[0]}) ::close(fd);
+            return producer(q.memfd(), data[1], done[1]);
+        }); // if this fork fails, the consumer dies with us
+        for (int fd : {data[1], adopted[1], done[1]}) ::close(fd);
 
         char c;
-        if (::read(done[0], &c, 1) != 1 || wait_for(prod) != 0) return 1;
+        if (::read(done[0], &c, 1) != 1 || wait_for(prod) != 0) throw std::runtime_error("the producer failed");
         std::printf("the producer exited; %zu slots in use (%d handed over, 1 unfinished)\n", q.used(), messages);
-        if (::read(adopted[0], &c, 1) != 1) return 1; // the consumer owns what it was handed
+        // The consumer owns what it was handed once it says so.
+        if (::read(adopted[0], &c, 1) != 1) throw std::runtime_error("the consumer failed");
         const std::size_t freed = q.recover_stale();
         std::printf("recover_stale() freed %zu slot (the unfinished message); the %zu adopted ones stay\n", freed,
                     q.used());
@@ -109,6 +141,7 @@ int main()
         return ok ? 0 : 1;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "pipeline: %s\n", e.what());
+        std::printf("\nFAILED\n");
         return 1;
     }
 }

@@ -35,9 +35,12 @@
 #include <cstdlib>
 #include <mutex>
 #include <shared_mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include <poll.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -129,16 +132,26 @@ int serve(const names& n, int id, int requests_fd, int reports_fd)
 // ---- The master ---------------------------------------------------------------
 
 struct worker_process {
-    pid_t pid = -1;
+    pid_t pid = -1;       // -1 once reaped
     int requests_fd = -1; // the master's end of the worker's request pipe
     int holding = -1;     // the request it holds, -1 when idle
+
+    /// A failure leaves it running: killed and reaped before main()
+    /// removes the structures (it could create the kv_store again).
+    ~worker_process()
+    {
+        if (pid > 0) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, nullptr, 0);
+        }
+    }
 };
 
 class master {
 public:
     explicit master(const names& n) : names_(n)
     {
-        if (::pipe(reports_) != 0) std::exit(2);
+        if (::pipe(reports_) != 0) throw std::runtime_error("pipe failed");
         for (int w = 0; w < workers; ++w) spawn(w);
     }
 
@@ -149,8 +162,12 @@ public:
         int next = first, finished = 0;
         for (int w = 0; w < workers && next < last; ++w) hand(w, next++);
         while (finished < last - first) {
+            // We hold the reports pipe's write end ourselves (for respawns),
+            // so a worker that died quietly gives no EOF: bound the wait.
+            pollfd p{reports_[0], POLLIN, 0};
             report rep;
-            if (::read(reports_[0], &rep, sizeof rep) != sizeof rep) std::exit(2);
+            if (::poll(&p, 1, 20000) != 1 || ::read(reports_[0], &rep, sizeof rep) != sizeof rep)
+                throw std::runtime_error("no report from the workers for 20 s");
             if (rep.worker < 0 || rep.worker >= workers || rep.request != procs_[rep.worker].holding) continue;
             if (rep.kind == took) {
                 if (!killed_ && completed_ >= kill_after && rep.worker == victim) kill_and_respawn(rep.worker);
@@ -174,6 +191,7 @@ public:
         for (auto& p : procs_) {
             int status = 0;
             ::waitpid(p.pid, &status, 0);
+            p.pid = -1;
             clean = clean && WIFEXITED(status) && WEXITSTATUS(status) == 0;
         }
         return clean;
@@ -188,10 +206,14 @@ private:
     void spawn(int w)
     {
         int fds[2];
-        if (::pipe(fds) != 0) std::exit(2);
+        if (::pipe(fds) != 0) throw std::runtime_error("pipe failed");
+        const pid_t master_pid = ::getpid();
         const pid_t pid = ::fork();
-        if (pid < 0) std::exit(2);
+        if (pid < 0) throw std::runtime_error("fork failed");
         if (pid == 0) {
+            // The worker dies with the master, whichever way it leaves.
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (::getppid() != master_pid) std::_Exit(5);
             ::close(fds[1]);
             ::close(reports_[0]);
             for (int o = 0; o < w; ++o) ::close(procs_[o].requests_fd); // siblings' pipes: not ours
@@ -216,7 +238,8 @@ private:
 
     void send(int w, const request& r)
     {
-        if (::write(procs_[w].requests_fd, &r, sizeof r) != sizeof r) std::exit(2);
+        if (::write(procs_[w].requests_fd, &r, sizeof r) != sizeof r)
+            throw std::runtime_error("worker " + std::to_string(w) + " is gone");
     }
 
     void kill_and_respawn(int w)
@@ -224,6 +247,7 @@ private:
         const int lost = procs_[w].holding;
         ::kill(procs_[w].pid, SIGKILL);
         ::waitpid(procs_[w].pid, nullptr, 0);
+        procs_[w].pid = -1;
         ::close(procs_[w].requests_fd);
         killed_ = true;
         killed_request_ = lost;
@@ -290,6 +314,7 @@ void remove_all(const names& n)
 
 int main()
 {
+    std::signal(SIGPIPE, SIG_IGN); // a request to a dead worker fails (EPIPE), not the master
     const names n(::getpid());
     bool ok = false;
     try {

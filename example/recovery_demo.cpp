@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,7 +30,8 @@ struct record {
     char message[64];
 };
 
-// A pipe byte is how a child says "I am ready"; EOF means it died.
+// A pipe byte is how a child says "I am ready"; EOF means it died (the
+// parent closes its copy of the write end once the children are forked).
 void signal_ready(int fd)
 {
     const char c = 'r';
@@ -47,10 +49,26 @@ double ms_since(std::chrono::steady_clock::time_point t)
     return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
 }
 
+// The children die with the parent, whichever way it leaves: an early
+// return leaves none behind holding or waiting for the lock.
+void die_with(pid_t parent)
+{
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) std::_Exit(5);
+}
+
+int failed(const char* why)
+{
+    std::printf("demo: FAILED (%s)\n", why);
+    return 1;
+}
+
 } // namespace
 
 int main()
 {
+    // A bounded run: if anything ever hung, the test suite sees a failure.
+    ::alarm(60);
     const std::string name = "/shmkit-demo-" + std::to_string(::getpid());
     shmkit::segment_layout layout;
     layout.data_size = sizeof(record);
@@ -61,34 +79,43 @@ int main()
     std::printf("parent %d: created segment %s (%zu bytes), one rwlock\n", ::getpid(), name.c_str(),
                 seg.get_region().size());
 
-    int ready[2], never[2];
-    if (::pipe(ready) != 0 || ::pipe(never) != 0) return 1;
+    int writer_ready[2], never[2];
+    if (::pipe(writer_ready) != 0 || ::pipe(never) != 0) return failed("pipe");
+    const pid_t parent = ::getpid();
 
     // The writer: lock, half an update, then hang until killed.
     std::fflush(stdout); // children must not inherit (and repeat) buffered output
     const pid_t writer = ::fork();
+    if (writer < 0) return failed("fork");
     if (writer == 0) {
+        die_with(parent);
         auto lock = seg.rwlock(0); // a forked child registers itself on first use
         lock.lock();
         rec->version += 1;
         std::strcpy(rec->message, "half-written by the writer");
-        signal_ready(ready[1]);
+        signal_ready(writer_ready[1]);
         char c;
         (void)::read(never[0], &c, 1); // never returns: killed here
         std::_Exit(0);
     }
-    if (!wait_ready(ready[0])) return 1;
+    ::close(writer_ready[1]);
+    if (!wait_ready(writer_ready[0])) return failed("the writer died before it took the lock");
     std::printf("writer %d: holds the write lock, record half-updated (version %llu, committed %llu)\n", writer,
                 static_cast<unsigned long long>(rec->version), static_cast<unsigned long long>(rec->committed));
 
     // Readers: they want the shared lock and queue behind the writer.
+    int readers_ready[2]; // made now: the writer must not hold it
+    if (::pipe(readers_ready) != 0) return failed("pipe");
     pid_t readers[3];
     std::fflush(stdout);
     for (pid_t& r : readers) {
         r = ::fork();
+        if (r < 0) return failed("fork");
         if (r == 0) {
+            die_with(parent);
             auto lock = seg.rwlock(0);
-            signal_ready(ready[1]);
+            signal_ready(readers_ready[1]);
+            ::close(readers_ready[1]); // holding it on would hide another reader's death (no EOF)
             const auto t0 = std::chrono::steady_clock::now();
             lock.lock_shared();
             const bool torn = rec->version != rec->committed;
@@ -99,8 +126,9 @@ int main()
             std::_Exit(0);
         }
     }
+    ::close(readers_ready[1]);
     for (int i = 0; i < 3; ++i)
-        if (!wait_ready(ready[0])) return 1;
+        if (!wait_ready(readers_ready[0])) return failed("a reader died before it waited for the lock");
 
     ::kill(writer, SIGKILL);
     ::waitpid(writer, nullptr, 0);

@@ -54,16 +54,18 @@ int worker(const std::string& name, int id, int report)
 int main()
 {
     const std::string name = "/shmkit-sessions-" + std::to_string(::getpid());
+    // A bounded run: if anything ever hung, the test suite sees a failure.
+    ::alarm(60);
+    pid_t pids[workers] = {}; // > 0: a worker not reaped yet
     int rc = 1;
     try {
         shmkit::kv_store store(name, shmkit::exclusive);
         int report[2];
         if (::pipe(report) != 0) throw std::runtime_error("pipe failed");
         const pid_t master = ::getpid();
-        pid_t pids[workers];
         for (int id = 0; id < workers; ++id) {
             pids[id] = ::fork();
-            if (pids[id] < 0) throw std::runtime_error("fork failed"); // the workers forked die with us
+            if (pids[id] < 0) throw std::runtime_error("fork failed");
             if (pids[id] == 0) {
                 // A worker: dies with the master, and leaves by _Exit, never
                 // through main's catch (which would remove the others' store).
@@ -95,6 +97,7 @@ int main()
         for (int id = 0; id < workers; ++id) {
             int status = 0;
             ::waitpid(pids[id], &status, 0);
+            pids[id] = 0;
             workers_ok = workers_ok && (id == victim || (WIFEXITED(status) && WEXITSTATUS(status) == 0));
         }
 
@@ -108,6 +111,7 @@ int main()
         const shmkit::kv_stats st = store.stats();
         std::printf("worker %d was killed while writing; %zu sessions were reported committed\n", victim,
                     committed.size());
+        if (!workers_ok) std::printf("but a worker failed, or the victim ended before it could be killed\n");
         std::printf("check(): %s\n", sound ? "sound" : why.c_str());
         std::printf("committed sessions intact: %zu of %zu\n", intact, committed.size());
         std::printf("store: %zu entries, %llu tables built while the workers wrote, %s\n", st.entries,
@@ -118,6 +122,13 @@ int main()
     } catch (const std::exception& e) {
         std::fprintf(stderr, "session_store: %s\n", e.what());
     }
+    // Workers a failure left running go first: one that opens the store
+    // after the remove would create it again.
+    for (pid_t p : pids)
+        if (p > 0) {
+            ::kill(p, SIGKILL);
+            ::waitpid(p, nullptr, 0);
+        }
     shmkit::kv_store::remove(name);
     std::printf(rc == 0 ? "\nok\n" : "\nFAILED\n");
     return rc;
