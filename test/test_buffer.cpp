@@ -149,17 +149,14 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(bulk_operations, T, all_types)
     BOOST_TEST(*b.ptr(2) == x);
 }
 
-BOOST_AUTO_TEST_CASE_TEMPLATE(set_raw_writes_exactly_its_bytes_at_any_offset_and_length, T, all_types)
+/// set_raw() of fresh bytes at every offset of `area` bytes, with every
+/// length up to `longest`, each checked with get_raw() against a model.
+void expect_set_raw_matches_a_model(shmkit::detail::buffer_base& b, std::size_t area, std::size_t longest)
 {
-    // Against a model of the element area: every offset, lengths up to 40,
-    // so that whole and partial elements and 8-byte words all occur.
-    constexpr std::size_t cap = 12;
-    auto b = shmkit::buffer<T>::anonymous(cap);
-    const std::size_t area = cap * sizeof(T);
-    std::string model(area, '\0');
+    std::string model = b.get_raw(0, area);
     unsigned char next = 1;
     for (std::size_t off = 0; off <= area; ++off)
-        for (std::size_t n = 0; n <= std::min<std::size_t>(40, area - off); ++n) {
+        for (std::size_t n = 0; n <= std::min(longest, area - off); ++n) {
             std::string bytes(n, '\0');
             for (char& c : bytes) c = static_cast<char>(next++);
             b.set_raw(off, bytes);
@@ -168,21 +165,18 @@ BOOST_AUTO_TEST_CASE_TEMPLATE(set_raw_writes_exactly_its_bytes_at_any_offset_and
         }
 }
 
+BOOST_AUTO_TEST_CASE_TEMPLATE(set_raw_writes_exactly_its_bytes_at_any_offset_and_length, T, all_types)
+{
+    // Lengths up to 40: whole and partial elements and 8-byte words all occur.
+    auto b = shmkit::buffer<T>::anonymous(12);
+    expect_set_raw_matches_a_model(b, 12 * sizeof(T), 40);
+}
+
 BOOST_AUTO_TEST_CASE(str_buffer_set_raw_writes_exactly_its_bytes_at_any_offset_and_length)
 {
     // Width 9: slots of 16 bytes, wider than any element type.
     auto b = shmkit::str_buffer::anonymous(4, 9);
-    const std::size_t area = 4 * 16;
-    std::string model = b.get_raw(0, area);
-    unsigned char next = 1;
-    for (std::size_t off = 0; off <= area; ++off)
-        for (std::size_t n = 0; n <= std::min<std::size_t>(24, area - off); ++n) {
-            std::string bytes(n, '\0');
-            for (char& c : bytes) c = static_cast<char>(next++);
-            b.set_raw(off, bytes);
-            model.replace(off, n, bytes);
-            BOOST_TEST_REQUIRE(b.get_raw(0, area) == model, "set_raw(" << off << ", " << n << " bytes)");
-        }
+    expect_set_raw_matches_a_model(b, 4 * 16, 24);
 }
 
 BOOST_AUTO_TEST_CASE_TEMPLATE(out_of_range_writes_nothing, T, all_types)
