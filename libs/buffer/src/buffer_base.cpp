@@ -142,8 +142,10 @@ void buffer_base::close_interrupted_write() const noexcept
 void buffer_base::unlock()
 {
     // Cleared while still held: a writer killed after this and before the
-    // release is recovered as a dead holder, and reported again.
-    if (lock_.holds_exclusive() && counters_->torn.load(std::memory_order_relaxed) != 0)
+    // release is recovered as a dead holder, and reported again. The load
+    // first: the usual unlock pays one relaxed load, not a second lookup
+    // of the thread's lock record.
+    if (counters_->torn.load(std::memory_order_relaxed) != 0 && lock_.holds_exclusive())
         counters_->torn.store(0, std::memory_order_relaxed);
     lock_.unlock();
 }
