@@ -2,7 +2,8 @@
  * pool.pml: shmkit's pool slot allocation, free, hand-off and recovery.
  *
  * Modelled code (one Promela step per shared-memory access of the C++):
- *   include/shmkit/detail/pool_base.hpp  try_alloc, alloc, free, claim,
+ *   include/shmkit/detail/pool_base.hpp  try_alloc, alloc, free,
+ *                                        free(i, token), claim,
  *                                        wake_sleepers, holder_token
  *   libs/pool/src/pool_base.cpp          alloc_slow, announce_sleeper,
  *                                        wait_for_free, wake_all, claim_n
@@ -15,7 +16,8 @@
  * holds it), and used() counts owner words. What the code promises, and
  * what is checked here:
  *   - a slot is never held by two live processes, and nobody takes a live
- *     holder's slot (assertions at every claim, adopt, free and recovery);
+ *     holder's slot (assertions at every claim, adopt, free, take-back and
+ *     recovery);
  *   - no slot is lost: once every worker has finished or died and a
  *     recover_stale() has run, every slot is free or held by a live process
  *     (by the slot's holder, or in a hand-off it sent), used() equals the
@@ -35,9 +37,19 @@
  * Owner ids: worker p has id p + 1, late NW + 1. Ids never repeat in the
  * C++ (make_owner_id: a 52-bit generation), so one id per process is exact.
  *
+ * A sender may take back the slot it handed over with free(i, token) while
+ * the message is in flight: the CAS races the receiver's adopt, recoveries
+ * and other frees. A token names a holder, not one holding (pool.adoc,
+ * "hand a slot to another process"): a sender that took a slot back must not
+ * allocate again before the first message is answered, or a late adopt of
+ * that message could take the slot it allocated anew. So the take-back is
+ * a sender's last operation here; REUSE_AFTER_TAKE_BACK lifts that rule, and
+ * SPIN then finds exactly that late adopt (the `token-reuse` check, which
+ * expects the error).
+ *
  * Configuration (spin -D...): NW, SLOTS, OPS, MAXDEATHS; VARIANTS adds
- * try_alloc and try_alloc_n(2) + free_n to alloc, free and adopt; LIVENESS
- * adds the LTL property.
+ * try_alloc and try_alloc_n(2) + free_n to alloc, free, adopt and take-back;
+ * LIVENESS adds the LTL property; REUSE_AFTER_TAKE_BACK as above.
  */
 
 #ifndef NW
@@ -375,11 +387,13 @@ inline free_n_claimed()
 /* ---- Hand-off ---------------------------------------------------------------- */
 
 /* The sender passes the index with holder_token(i) (a load of its own,
- * stable, owner word) and forgets the slot. Only into an empty box. */
-inline send_slot(x)
+ * stable, owner word) and forgets the slot. Only into an empty box, and
+ * only if `cond`: the first statement of an option, it decides whether the
+ * option can be taken at all. */
+inline send_slot(x, cond)
 {
     atomic {
-        box_slot == 0 -> box_slot = x + 1; box_token = owner[x]; box_from = self + 1;
+        cond && box_slot == 0 -> box_slot = x + 1; box_token = owner[x]; box_from = self + 1;
         held[self] = held[self] & ~BIT(x); flight[x] = me
     }
 }
@@ -402,6 +416,32 @@ inline receive_and_free()
     s = 0; t = 0; ok = 0
 }
 
+/* Whether a sender may take back what it sends (see the top of the file). */
+#ifdef REUSE_AFTER_TAKE_BACK
+#define TAKE_BACK_ALLOWED (1)
+#else
+#define TAKE_BACK_ALLOWED (op == OPS - 1)
+#endif
+
+/* free(i, token) by the sender of slot x, token t = its own id: one CAS
+ * token -> 0, never retried, then wake_sleepers() if it freed. It succeeds
+ * only while the message is unadopted (the slot still has the sender's id),
+ * so nobody live can hold the slot then. */
+inline take_back(x)
+{
+    S(if
+      :: owner[x] == me ->
+          owner[x] = 0; ok = 1; assert_sole_holder(x); assert((held[self] & BIT(x)) == 0);
+          if :: flight[x] == me -> flight[x] = 0 :: else -> skip fi
+      :: else -> ok = 0
+      fi);
+    if
+    :: ok -> wake_sleepers()
+    :: else -> skip
+    fi;
+    ok = 0
+}
+
 /* ---- Processes ----------------------------------------------------------------- */
 
 inline one_operation()
@@ -410,7 +450,8 @@ inline one_operation()
     :: alloc(); s = got - 1; got = 0;
         if
         :: free_slot(s)
-        :: send_slot(s)
+        :: send_slot(s, 1)
+        :: send_slot(s, TAKE_BACK_ALLOWED); take_back(s)
         fi;
         s = 0
     :: receive_and_free()
