@@ -1,14 +1,18 @@
 // buffer<T> across processes: exact sums under contention, slices never
 // torn by bulk writes, and processes killed while holding the lock or in
-// the middle of a bulk write.
+// the middle of a bulk write: at random moments, and at exact steps of
+// the crash windows the code describes (kill_point.hpp).
 #define BOOST_TEST_MODULE buffer_processes
+#include "kill_point.hpp"
 #include "support.hpp"
 
 #include <shmkit/buffer.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <random>
 
+namespace utf = boost::unit_test;
 using namespace std::chrono_literals;
 
 BOOST_AUTO_TEST_CASE(two_processes_increment_exactly)
@@ -292,14 +296,30 @@ std::uint32_t sequence_of(const shmkit::buffer_u32& b)
     return static_cast<const shmkit::detail::buffer_control*>(b.get_segment().data())->seq.sequence();
 }
 
+/// A 64-element buffer whose last writer was killed in the middle of a
+/// bulk write (element 0 written: 99).
+struct after_a_killed_bulk_write {
+    test::scratch_dir dir;
+    const std::string path = dir / "buffer";
+    shmkit::buffer_u32 buf{shmkit::create_only, path, 64};
+    after_a_killed_bulk_write() { writer_killed_mid_write{path}; }
+};
+
+/// The next writer is told recovered(), and once it has unlocked nobody is.
+void expect_told_until_a_writer_unlocks(shmkit::buffer_u32& buf)
+{
+    buf.lock();
+    BOOST_TEST(buf.recovered());
+    buf.unlock();
+    buf.lock();
+    BOOST_TEST(!buf.recovered());
+    buf.unlock();
+}
+
 } // namespace
 
-BOOST_AUTO_TEST_CASE(a_shared_holder_closes_a_dead_writers_bulk_write_so_lock_free_readers_go_on)
+BOOST_FIXTURE_TEST_CASE(a_shared_holder_closes_a_dead_writers_bulk_write_so_lock_free_readers_go_on, after_a_killed_bulk_write)
 {
-    test::scratch_dir dir;
-    const std::string path = dir / "shared";
-    shmkit::buffer_u32 buf(shmkit::create_only, path, 64);
-    writer_killed_mid_write{path};
     BOOST_REQUIRE(sequence_of(buf) & 1u);
     buf.lock_shared(); // recovers the dead writer, and closes its write
     BOOST_TEST((sequence_of(buf) & 1u) == 0u);
@@ -311,20 +331,11 @@ BOOST_AUTO_TEST_CASE(a_shared_holder_closes_a_dead_writers_bulk_write_so_lock_fr
     buf.unlock_shared();
     BOOST_TEST(buf.stats().bulk_recoveries == 1u);
     // Told to the next writer too, until it releases the lock.
-    buf.lock();
-    BOOST_TEST(buf.recovered());
-    buf.unlock();
-    buf.lock();
-    BOOST_TEST(!buf.recovered());
-    buf.unlock();
+    expect_told_until_a_writer_unlocks(buf);
 }
 
-BOOST_AUTO_TEST_CASE(a_write_closed_by_a_stalled_reader_is_reported_to_writers_until_one_unlocks)
+BOOST_FIXTURE_TEST_CASE(a_write_closed_by_a_stalled_reader_is_reported_to_writers_until_one_unlocks, after_a_killed_bulk_write)
 {
-    test::scratch_dir dir;
-    const std::string path = dir / "stalled";
-    shmkit::buffer_u32 buf(shmkit::create_only, path, 64);
-    writer_killed_mid_write{path};
     // A lock-free reader stalls, recovers the writer with a probe of its
     // own, closes the write and goes on.
     BOOST_TEST(buf.slice(0, 4)[0] == 99u);
@@ -344,3 +355,93 @@ BOOST_AUTO_TEST_CASE(a_write_closed_by_a_stalled_reader_is_reported_to_writers_u
     buf.unlock_shared();
     BOOST_TEST(buf.stats().bulk_recoveries == 1u);
 }
+
+// ---- Killed at an exact step -------------------------------------------------
+
+namespace {
+
+shmkit::detail::buffer_control& control_of(shmkit::buffer_u32& b)
+{
+    return *static_cast<shmkit::detail::buffer_control*>(b.get_segment().data());
+}
+
+shmkit::detail::buffer_counters& counters_of(shmkit::buffer_u32& b)
+{
+    return *reinterpret_cast<shmkit::detail::buffer_counters*>(static_cast<char*>(b.get_segment().data()) +
+                                                                sizeof(shmkit::detail::buffer_control));
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(killed_at_an_exact_step, *utf::precondition(test::write_watches_available()))
+
+BOOST_AUTO_TEST_CASE(a_fill_killed_right_after_opening_its_write_is_closed_by_a_lone_reader_with_the_old_values)
+{
+    test::scratch_dir dir;
+    const std::string path = dir / "fill";
+    shmkit::buffer_u32 buf(shmkit::create_only, path, 64);
+    buf.fill(3);
+    test::child writer([&] {
+        shmkit::buffer_u32 mine(shmkit::open_only, path);
+        // The sequence is the seqlock's first word: write_begin's store.
+        test::die_after_write(&control_of(mine).seq, sizeof(std::uint32_t));
+        mine.fill(5);
+        return 0;
+    });
+    BOOST_TEST_REQUIRE(writer.wait(30s) == test::killed_after_write);
+    BOOST_TEST_REQUIRE((sequence_of(buf) & 1u) == 1u); // the write is open, nothing written yet
+    const auto s = buf.slice(0, 64);                    // stalls, recovers the writer, closes the write
+    BOOST_TEST(std::count(s.begin(), s.end(), 3u) == 64);
+    BOOST_TEST((sequence_of(buf) & 1u) == 0u);
+    BOOST_TEST(buf.stats().bulk_recoveries == 1u);
+    expect_told_until_a_writer_unlocks(buf);
+}
+
+// close_interrupted_write(): the torn mark first, then the CAS that closes
+// the write. A closer killed between the two leaves the write open for the
+// next one, and the mark for its holders.
+BOOST_FIXTURE_TEST_CASE(a_shared_holder_killed_between_marking_the_buffer_torn_and_closing_the_write_leaves_both_to_the_next, after_a_killed_bulk_write)
+{
+    test::child closer([&] {
+        shmkit::buffer_u32 mine(shmkit::open_only, path);
+        test::die_after_write(&counters_of(mine).torn, sizeof(std::uint32_t));
+        mine.lock_shared(); // recovers the dead writer, marks the buffer torn, dies before the CAS
+        return 0;
+    });
+    BOOST_TEST_REQUIRE(closer.wait(30s) == test::killed_after_write);
+    BOOST_TEST_REQUIRE((sequence_of(buf) & 1u) == 1u);
+    BOOST_TEST(counters_of(buf).torn.load() == 1u);
+    BOOST_TEST(buf.stats().bulk_recoveries == 0u);
+    buf.lock_shared(); // beside the dead closer's shared hold: closes the write
+    BOOST_TEST((sequence_of(buf) & 1u) == 0u);
+    BOOST_TEST(buf.recovered());
+    buf.unlock_shared();
+    BOOST_TEST(buf.stats().bulk_recoveries == 1u);
+    BOOST_TEST(buf.slice(0, 4)[0] == 99u);
+    expect_told_until_a_writer_unlocks(buf); // the first lock() reclaims the dead reader
+}
+
+// unlock(): the torn mark is cleared while the lock is still held, so a
+// writer killed between the two is recovered as a dead holder, and the
+// next one is told again.
+BOOST_FIXTURE_TEST_CASE(a_writer_killed_between_clearing_the_torn_mark_and_releasing_the_lock_is_reported_again, after_a_killed_bulk_write)
+{
+    buf.lock_shared(); // closes the write: the mark stays until a writer unlocks
+    buf.unlock_shared();
+    BOOST_REQUIRE(counters_of(buf).torn.load() == 1u);
+    test::child writer([&] {
+        shmkit::buffer_u32 mine(shmkit::open_only, path);
+        mine.lock();
+        if (!mine.recovered()) return 3;
+        test::die_after_write(&counters_of(mine).torn, sizeof(std::uint32_t));
+        mine.unlock(); // clears the mark, dies before the release
+        return 0;
+    });
+    BOOST_TEST_REQUIRE(writer.wait(30s) == test::killed_after_write);
+    BOOST_TEST(counters_of(buf).torn.load() == 0u);
+    const auto before = buf.stats().lock_recoveries;
+    expect_told_until_a_writer_unlocks(buf); // the first lock() takes the dead writer's lock over
+    BOOST_TEST(buf.stats().lock_recoveries == before + 1);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

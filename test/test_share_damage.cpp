@@ -1,13 +1,15 @@
-// What a killed process can leave in a share's shared memory, put there
-// by hand (the exact states a SIGKILL between two steps leaves, without
-// waiting for a kill to land there), and what the next user must make of
-// it: names a dead writer left are unlinked by the next store even if a
-// lock holder came between; a remove killed half-way is finished by the
-// next opener; a remove never unlinks a share re-created since; a short
-// timed lock reclaims a dead reader; a ShareLite chain with a dangling
-// link, a cycle or a too-small segment is an error or is repaired, never
-// a crash.
+// What a killed process can leave in a share's shared memory, and what
+// the next user must make of it: names a dead writer left are unlinked by
+// the next store even if a lock holder came between; a remove killed
+// half-way (a real remover, killed at the exact step: kill_point.hpp) is
+// finished by the next opener, or the share is created again; a remove
+// never unlinks a share re-created since; a short timed lock reclaims a
+// dead reader; a ShareLite chain with a dangling link, a cycle or a
+// too-small segment is an error or is repaired, never a crash. States
+// other than a remover's are put there by hand: the exact state a SIGKILL
+// between two steps leaves, without waiting for a kill to land there.
 #define BOOST_TEST_MODULE share_damage
+#include "kill_point.hpp"
 #include "support.hpp"
 
 #include <shmkit/detail/share_layout.hpp>
@@ -74,6 +76,27 @@ struct raw_root {
 };
 
 bool shm_exists(const std::string& name) { return ::access(("/dev/shm/" + name).c_str(), F_OK) == 0; }
+
+/// share::remove(key, backend) in a child killed by a seccomp filter at
+/// its first call of system call `nr` (with argument `arg` == `value`).
+void remove_killed_before(key_t key, share_backend backend, long nr, int arg = -1, std::uint32_t value = 0)
+{
+    test::child remover([&] {
+        test::die_before_syscall(nr, arg, value);
+        share::remove(key, backend);
+        return 0;
+    });
+    BOOST_TEST_REQUIRE(remover.wait(std::chrono::seconds(30)) == test::killed_before_syscall);
+}
+
+/// A native remove killed before its first unlink: after it marked the
+/// root removed, before any name went.
+void native_remove_killed_after_marking(key_t key)
+{
+    remove_killed_before(key, share_backend::native, __NR_unlink);
+    raw_root raw(key);
+    BOOST_TEST_REQUIRE(raw.root->removed.load() == 1u);
+}
 
 /// Creates an empty POSIX object `name` (a segment a dead writer created).
 void make_object(const std::string& name)
@@ -176,38 +199,34 @@ BOOST_AUTO_TEST_CASE(names_a_dead_writer_left_are_unlinked_by_the_next_store_eve
 BOOST_AUTO_TEST_CASE(a_remove_killed_after_marking_the_root_is_finished_by_the_next_opener, *utf::timeout(60))
 {
     key_guard k;
+    std::string value_segment;
     {
         share s(k.key, created());
         s.store(std::string(300000, 'b')); // a value segment too
+        const raw_root raw(k.key);
+        value_segment = raw.value_name(raw.root->next_gen.load()); // the only one handed out
     }
-    {
-        raw_root raw(k.key);
-        raw.root->removed.store(1); // killed right after this
-    }
+    BOOST_REQUIRE(shm_exists(value_segment));
+    native_remove_killed_after_marking(k.key);
+    BOOST_TEST(shm_exists(value_segment)); // killed before it unlinked anything
     share again(k.key, created());
+    BOOST_TEST(!shm_exists(value_segment)); // the opener finished the removal
     BOOST_TEST(again.fetch() == ""); // a fresh share, not the removed one
     BOOST_TEST(again.version() == 1u);
     again.store("fresh");
     BOOST_TEST(share(k.key).fetch() == "fresh");
     // Without create, the half-removed share is removed and not found.
     key_guard k2;
-    {
-        share s(k2.key, created());
-        raw_root raw(k2.key);
-        raw.root->removed.store(1);
-    }
+    share(k2.key, created()).store("gone");
+    native_remove_killed_after_marking(k2.key);
     BOOST_TEST(test::error_code_of([&] { share s(k2.key); }) == ENOENT);
 }
 
 BOOST_AUTO_TEST_CASE(an_exclusive_create_finishes_a_remove_killed_after_marking_the_root, *utf::timeout(60))
 {
     key_guard k;
-    {
-        share s(k.key, created());
-        s.store(std::string(300000, 'b'));
-        raw_root raw(k.key);
-        raw.root->removed.store(1); // killed right after this
-    }
+    share(k.key, created()).store(std::string(300000, 'b'));
+    native_remove_killed_after_marking(k.key);
     share_options x = created();
     x.exclusive = true;
     share fresh(k.key, x); // not EEXIST for ever
@@ -301,6 +320,28 @@ BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(sharelite)
 
+share_options existing_sharelite()
+{
+    share_options o;
+    o.backend = share_backend::sharelite;
+    return o;
+}
+
+/// A ShareLite remove of `key` killed at its semctl(`cmd`), after it
+/// removed the chain: the set (`set_value` in semaphore 0) outlives the
+/// head. An open without create is ENOENT; returns the share that an open
+/// with create makes, checked empty.
+share sharelite_remove_killed_before(key_t key, int cmd, int set_value)
+{
+    remove_killed_before(key, share_backend::sharelite, __NR_semctl, 2, static_cast<std::uint32_t>(cmd));
+    BOOST_TEST_REQUIRE(::shmget(key, 0, 0) < 0);
+    BOOST_TEST_REQUIRE(::semctl(::semget(key, 0, 0), 0, GETVAL) == set_value);
+    BOOST_TEST(test::error_code_of([&] { share s(key, existing_sharelite()); }) == ENOENT);
+    share fresh(key, created(share_backend::sharelite));
+    BOOST_TEST(fresh.fetch() == "");
+    return fresh;
+}
+
 BOOST_AUTO_TEST_CASE(a_remove_killed_before_the_semaphore_set_leaves_a_share_that_is_created_again, *utf::timeout(60))
 {
     key_guard k;
@@ -310,19 +351,26 @@ BOOST_AUTO_TEST_CASE(a_remove_killed_before_the_semaphore_set_leaves_a_share_tha
     }
     // The remover removed the chain and was killed before the set: the set
     // still says initialised, the head is gone.
-    BOOST_REQUIRE(::shmctl(::shmget(k.key, 0, 0), IPC_RMID, nullptr) == 0);
-    share_options existing;
-    existing.backend = share_backend::sharelite;
-    BOOST_TEST(test::error_code_of([&] { share s(k.key, existing); }) == ENOENT);
-    share fresh(k.key, created(share_backend::sharelite));
-    BOOST_TEST(fresh.fetch() == "");
+    share fresh = sharelite_remove_killed_before(k.key, SETVAL, 1);
     {
         raw_head h(k.key); // initialised: no link to segment 0
         BOOST_TEST(h.words[0] == -1);
         BOOST_TEST(h.words[1] == 0);
     }
     fresh.store(std::string(200000, 'n')); // a chain of several segments
-    BOOST_TEST(share(k.key, existing).fetch() == std::string(200000, 'n'));
+    BOOST_TEST(share(k.key, existing_sharelite()).fetch() == std::string(200000, 'n'));
+}
+
+BOOST_AUTO_TEST_CASE(a_remove_killed_between_uninitialising_the_set_and_removing_it_leaves_a_share_that_is_created_again,
+                     *utf::timeout(60))
+{
+    key_guard k;
+    share(k.key, created(share_backend::sharelite)).store(std::string(200000, 'o'));
+    // The chain is gone and the set says "not initialised"; the remover's
+    // lock went with it (SEM_UNDO).
+    share fresh = sharelite_remove_killed_before(k.key, IPC_RMID, 0);
+    fresh.store("new");
+    BOOST_TEST(share(k.key, existing_sharelite()).fetch() == "new");
 }
 
 BOOST_AUTO_TEST_CASE(a_failed_create_removes_the_semaphore_set_it_made, *utf::timeout(60))
