@@ -5,7 +5,8 @@
 // of times (every committed value survives, the dead writer's leftovers are
 // repaired by check() or by the next writer, a writer blocked on the dead
 // one's lock takes it over, and an overwrite cut short is done or not and
-// stays so through the repair), and readers killed mid-get or inside a
+// stays so through the repair), writers killed at the exact steps of a
+// table's growth (kill_point.hpp), and readers killed mid-get or inside a
 // shared-lock view (nothing to recover, writers go on).
 //
 // Ordering is always by pipes, futexes or the children's exit. The only
@@ -14,6 +15,7 @@
 // identifies it (key, writer, sequence or version), so any value read can be
 // checked byte for byte.
 #define BOOST_TEST_MODULE kv_processes
+#include "kill_point.hpp"
 #include "support.hpp"
 
 #include <shmkit/inspect.hpp>
@@ -32,6 +34,7 @@
 #include <thread>
 
 #include <dirent.h>
+#include <fcntl.h>
 
 using namespace std::chrono_literals;
 using shmkit::kv_store;
@@ -1367,3 +1370,106 @@ BOOST_AUTO_TEST_CASE(a_key_being_overwritten_is_never_missing, *utf::timeout(120
     std::string why;
     BOOST_TEST(s.check(&why), why);
 }
+
+// ---- Killed at an exact step of a table's growth ---------------------------------
+//
+// grow(): the new table is built in an unnamed file and linked under its
+// name, attached (an OFD lock on it), published by one store of the
+// generation into the root, and then the old table's name is unlinked. A
+// writer putting keys until its put grows the table is killed before the
+// link, before the attach (linked, not published) and before the unlink
+// (published): each time the committed keys stay readable, and the next
+// writer (here check()) leaves exactly one table name.
+
+namespace growth {
+
+std::string key(int i) { return "g" + std::to_string(i); }
+
+/// A store with its first table, and a writer of it killed by `arm`'s
+/// trigger in the put that first grows the table.
+struct killed_writer {
+    store_name name;
+    kv_store s;
+    std::uint64_t generation_before = 0;
+    int acked = 0; ///< puts that returned before the kill
+
+    killed_writer(const std::string& tag, const std::function<void()>& arm) : name(tag), s(name.str())
+    {
+        s.put("first", "x"); // the first table: creating it unlinks nothing
+        generation_before = s.stats().generation;
+        auto* done = test::shared_scratch<std::atomic<int>>();
+        test::child writer([&] {
+            kv_store mine(name.str());
+            for (int i = 0; i < 100000; ++i) {
+                mine.put(key(i), key(i));
+                done->store(i + 1);
+                if (i == 0) arm(); // after the first put has attached the current table
+            }
+            return 0; // never grew, or not killed where it grew
+        });
+        BOOST_TEST_REQUIRE(writer.wait(60s) == test::killed_before_syscall);
+        acked = done->load();
+        BOOST_TEST_REQUIRE(acked > 0);
+        BOOST_TEST_MESSAGE(tag << ": killed in put " << acked + 1 << ", the one that grew the table");
+    }
+
+    /// Every acknowledged put reads back, lock-free and under the lock;
+    /// besides them the store holds `others` keys and perhaps the one in
+    /// flight.
+    void expect_acked_keys(std::size_t others = 1) const
+    {
+        for (int i = 0; i < acked; ++i) BOOST_TEST_REQUIRE(s.get(key(i)).value_or("<none>") == key(i), "key " << i);
+        BOOST_TEST(s.get("first").value_or("<none>") == "x");
+        const std::size_t n = s.get_all().size(), want = std::size_t(acked) + others;
+        BOOST_TEST((n == want || n == want + 1), n << " keys, " << want << " acknowledged");
+    }
+
+    /// check() repairs what the writer left: one table name is left, and
+    /// the store takes puts again (the next one grows the table, as the
+    /// killed one would have).
+    void expect_repaired_to_one_table()
+    {
+        std::string why;
+        BOOST_TEST(s.check(&why), why);
+        BOOST_TEST(table_names(name.str()) == 1u);
+        s.put("after", "repair");
+        BOOST_TEST(s.get("after").value_or("<none>") == "repair");
+        expect_acked_keys(2);
+    }
+};
+
+} // namespace growth
+
+BOOST_AUTO_TEST_SUITE(killed_at_an_exact_step_of_growth)
+
+BOOST_AUTO_TEST_CASE(a_writer_killed_before_naming_its_new_table_leaves_the_old_one_alone, *utf::timeout(120))
+{
+    growth::killed_writer w("grow-link", [] { test::die_before_syscall(__NR_linkat); });
+    BOOST_TEST(table_names(w.name.str()) == 1u); // the unnamed file went with the writer
+    BOOST_TEST(w.s.stats().generation == w.generation_before);
+    w.expect_acked_keys();
+    w.expect_repaired_to_one_table();
+}
+
+BOOST_AUTO_TEST_CASE(a_writer_killed_between_naming_its_new_table_and_publishing_it_leaves_a_name_the_next_writer_unlinks,
+                     *utf::timeout(120))
+{
+    // The new table's attach takes the first OFD lock after the link.
+    growth::killed_writer w("grow-attach", [] { test::die_before_syscall(__NR_fcntl, 1, F_OFD_SETLK); });
+    BOOST_TEST(table_names(w.name.str()) == 2u);
+    BOOST_TEST(w.s.stats().generation == w.generation_before); // not published
+    w.expect_acked_keys();
+    w.expect_repaired_to_one_table();
+}
+
+BOOST_AUTO_TEST_CASE(a_writer_killed_between_publishing_a_new_table_and_unlinking_the_old_name_leaves_the_new_table,
+                     *utf::timeout(120))
+{
+    growth::killed_writer w("grow-unlink", [] { test::die_before_syscall(__NR_unlink); });
+    BOOST_TEST(table_names(w.name.str()) == 2u);
+    BOOST_TEST(w.s.stats().generation == w.generation_before + 1); // published
+    w.expect_acked_keys();
+    w.expect_repaired_to_one_table();
+}
+
+BOOST_AUTO_TEST_SUITE_END()
