@@ -10,9 +10,9 @@
 //       kernel raises before the next instruction runs a handler that
 //       SIGKILLs the process. Shared memory is left with that store done
 //       and nothing after it.
-//   die_before_syscall(nr[, arg, value])  a seccomp filter: the first call
-//       of system call nr (with argument `arg` equal to `value`) kills the
-//       process (SIGSYS) before the kernel runs it.
+//   die_before_syscall(nr, {{arg, value}...})  a seccomp filter: the first
+//       call of system call nr (whose arguments number `arg` equal `value`)
+//       kills the process (SIGSYS) before the kernel runs it.
 //
 // The test then asserts how the child died (killed_after_write,
 // killed_before_syscall): a trigger that never fires ends the child
@@ -28,7 +28,9 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <initializer_list>
 #include <system_error>
+#include <vector>
 
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -115,29 +117,42 @@ inline void die_after_write(const void* addr, std::size_t len, unsigned nth = 1)
     // disarm the watch.
 }
 
+/// An argument that die_before_syscall() matches: number `index` (0-5)
+/// has `value` in its low 32 bits.
+struct syscall_arg {
+    unsigned index;
+    std::uint32_t value;
+};
+
 /// Kills this process (SIGSYS) at its first call of system call `nr`
-/// (__NR_...), before the kernel runs it; with `arg`, only a call whose
-/// argument number `arg` (0-5) has `value` in its low 32 bits. For a
-/// child of test::child. Throws std::system_error if the filter cannot be
-/// installed.
-inline void die_before_syscall(long nr, int arg = -1, std::uint32_t value = 0)
+/// (__NR_...) whose arguments match all of `args`, before the kernel runs
+/// it. For a child of test::child. Throws std::system_error if the filter
+/// cannot be installed.
+inline void die_before_syscall(long nr, std::initializer_list<syscall_arg> args = {})
 {
-    const auto nr_field = static_cast<std::uint32_t>(offsetof(seccomp_data, nr));
-    const auto arch_field = static_cast<std::uint32_t>(offsetof(seccomp_data, arch));
-    // The low half of a 64-bit argument (little-endian x86-64).
-    const auto arg_field = static_cast<std::uint32_t>(offsetof(seccomp_data, args) + 8 * (arg < 0 ? 0 : arg));
-    const bool with_arg = arg >= 0;
-    sock_filter code[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, arch_field),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 0, 5),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, nr_field),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<std::uint32_t>(nr), 0, 3),
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, with_arg ? arg_field : nr_field),
-        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, with_arg ? value : static_cast<std::uint32_t>(nr), 0, 1),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
-        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    auto load = [](std::size_t offset) {
+        return sock_filter BPF_STMT(BPF_LD | BPF_W | BPF_ABS, static_cast<std::uint32_t>(offset));
     };
-    sock_fprog prog{static_cast<unsigned short>(sizeof code / sizeof code[0]), code};
+    // Each test jumps to the final ALLOW when it fails; `jumps` are patched
+    // once the program's length is known.
+    std::vector<sock_filter> code;
+    std::vector<std::size_t> jumps;
+    auto allow_unless = [&](std::uint32_t k) {
+        jumps.push_back(code.size());
+        code.push_back(sock_filter BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, k, 0, 0));
+    };
+    code.push_back(load(offsetof(seccomp_data, arch)));
+    allow_unless(AUDIT_ARCH_X86_64);
+    code.push_back(load(offsetof(seccomp_data, nr)));
+    allow_unless(static_cast<std::uint32_t>(nr));
+    for (const syscall_arg& a : args) {
+        code.push_back(load(offsetof(seccomp_data, args) + 8 * a.index)); // the low half (little-endian)
+        allow_unless(a.value);
+    }
+    code.push_back(sock_filter BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS));
+    code.push_back(sock_filter BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW));
+    for (std::size_t j : jumps) code[j].jf = static_cast<std::uint8_t>(code.size() - 1 - (j + 1));
+    sock_fprog prog{static_cast<unsigned short>(code.size()), code.data()};
     if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0)
         throw std::system_error(errno, std::generic_category(), "seccomp filter");
 }

@@ -1455,7 +1455,7 @@ BOOST_AUTO_TEST_CASE(a_writer_killed_between_naming_its_new_table_and_publishing
                      *utf::timeout(120))
 {
     // The new table's attach takes the first OFD lock after the link.
-    growth::killed_writer w("grow-attach", [] { test::die_before_syscall(__NR_fcntl, 1, F_OFD_SETLK); });
+    growth::killed_writer w("grow-attach", [] { test::die_before_syscall(__NR_fcntl, {{1, F_OFD_SETLK}}); });
     BOOST_TEST(table_names(w.name.str()) == 2u);
     BOOST_TEST(w.s.stats().generation == w.generation_before); // not published
     w.expect_acked_keys();

@@ -17,8 +17,10 @@
 #include <shmkit/segment.hpp>
 #include <shmkit/share.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
+#include <vector>
 #include <dirent.h>
 #include <grp.h>
 #include <sys/ipc.h>
@@ -78,11 +80,11 @@ struct raw_root {
 bool shm_exists(const std::string& name) { return ::access(("/dev/shm/" + name).c_str(), F_OK) == 0; }
 
 /// share::remove(key, backend) in a child killed by a seccomp filter at
-/// its first call of system call `nr` (with argument `arg` == `value`).
-void remove_killed_before(key_t key, share_backend backend, long nr, int arg = -1, std::uint32_t value = 0)
+/// its first call of system call `nr` with arguments `args`.
+void remove_killed_before(key_t key, share_backend backend, long nr, std::initializer_list<test::syscall_arg> args = {})
 {
     test::child remover([&] {
-        test::die_before_syscall(nr, arg, value);
+        test::die_before_syscall(nr, args);
         share::remove(key, backend);
         return 0;
     });
@@ -333,7 +335,7 @@ share_options existing_sharelite()
 /// with create makes, checked empty.
 share sharelite_remove_killed_before(key_t key, int cmd, int set_value)
 {
-    remove_killed_before(key, share_backend::sharelite, __NR_semctl, 2, static_cast<std::uint32_t>(cmd));
+    remove_killed_before(key, share_backend::sharelite, __NR_semctl, {{2, static_cast<std::uint32_t>(cmd)}});
     BOOST_TEST_REQUIRE(::shmget(key, 0, 0) < 0);
     BOOST_TEST_REQUIRE(::semctl(::semget(key, 0, 0), 0, GETVAL) == set_value);
     BOOST_TEST(test::error_code_of([&] { share s(key, existing_sharelite()); }) == ENOENT);
@@ -371,6 +373,69 @@ BOOST_AUTO_TEST_CASE(a_remove_killed_between_uninitialising_the_set_and_removing
     share fresh = sharelite_remove_killed_before(k.key, IPC_RMID, 0);
     fresh.store("new");
     BOOST_TEST(share(k.key, existing_sharelite()).fetch() == "new");
+}
+
+/// The shmids of share `key`'s chain, head first, read by hand.
+std::vector<int> chain_ids(key_t key)
+{
+    std::vector<int> ids;
+    for (int id = ::shmget(key, 0, 0); id >= 0 && ids.size() < 64;) {
+        ids.push_back(id);
+        id = raw_segment(id).words[0];
+    }
+    return ids;
+}
+
+/// How many of `ids` still exist (nobody here has them attached: a removed
+/// one is gone).
+std::size_t existing(const std::vector<int>& ids)
+{
+    return static_cast<std::size_t>(std::count_if(ids.begin(), ids.end(), [](int id) {
+        shmid_ds ds{};
+        return ::shmctl(id, IPC_STAT, &ds) == 0;
+    }));
+}
+
+// The chain is removed last segment first: a remover killed half-way
+// leaves the segments it has not removed yet linked from the head, where
+// the next removal finds them. Removed first segment first (as ShareLite
+// does), they would be keyless segments that nothing names, for ever.
+BOOST_AUTO_TEST_CASE(a_remove_killed_half_way_through_the_chain_leaves_no_segment_that_nothing_names, *utf::timeout(60))
+{
+    key_guard k;
+    share(k.key, created(share_backend::sharelite)).store(std::string(200000, 'r'));
+    const std::vector<int> ids = chain_ids(k.key);
+    BOOST_REQUIRE_GE(ids.size(), 4u);
+    remove_killed_before(k.key, share_backend::sharelite, __NR_shmctl,
+                         {{0, static_cast<std::uint32_t>(ids[1])}, {1, IPC_RMID}});
+    BOOST_TEST(existing(ids) == 2u); // the head and the segment it was about to remove
+    BOOST_TEST(share::remove(k.key, share_backend::sharelite));
+    BOOST_TEST(existing(ids) == 0u);
+    BOOST_TEST(::semget(k.key, 0, 0) < 0);
+}
+
+// The same for a store that shortens the chain: the segments it drops go
+// last first, so a store killed half-way leaves the rest linked, and the
+// next store drops them.
+BOOST_AUTO_TEST_CASE(a_store_killed_half_way_through_dropping_segments_leaves_them_to_the_next_store, *utf::timeout(60))
+{
+    key_guard k;
+    share(k.key, created(share_backend::sharelite)).store(std::string(200000, 'd'));
+    const std::vector<int> ids = chain_ids(k.key);
+    BOOST_REQUIRE_GE(ids.size(), 4u);
+    test::child writer([&] {
+        share mine(k.key, existing_sharelite());
+        test::die_before_syscall(__NR_shmctl, {{0, static_cast<std::uint32_t>(ids[2])}, {1, IPC_RMID}});
+        mine.store("short");
+        return 0;
+    });
+    BOOST_TEST_REQUIRE(writer.wait(std::chrono::seconds(30)) == test::killed_before_syscall);
+    BOOST_TEST(existing(ids) == 3u); // the head, the segment it was about to drop and the one before
+    share s(k.key, existing_sharelite());
+    BOOST_TEST(s.fetch() == "short"); // the length was written before the segments were dropped
+    s.store("next");
+    BOOST_TEST(existing(ids) == 1u); // the head alone
+    BOOST_TEST(s.fetch() == "next");
 }
 
 BOOST_AUTO_TEST_CASE(a_failed_create_removes_the_semaphore_set_it_made, *utf::timeout(60))

@@ -7,7 +7,10 @@
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <new>
 #include <stdexcept>
+#include <unordered_set>
+#include <vector>
 
 #include <sys/ipc.h>
 #include <sys/shm.h>
@@ -37,16 +40,37 @@ public:
 };
 
 /// Removes the segments from `shmid` on, following their links, until a
-/// segment `stop(shmid)` accepts or after at most 2^20 segments (a cycle).
+/// segment `stop(shmid)` accepts or the chain comes back to a segment it
+/// has passed (a cycle).
+///
+/// Last segment first: a process killed half-way leaves the segments it
+/// has not removed yet still linked, from the head (removed last, it keeps
+/// the key) or, when a store drops the tail, from the segment the store
+/// keeps; the next removal or store finds them. ShareLite removes them in
+/// chain order, and one killed after the first leaks the rest: segments
+/// with no key, which nothing names any more. Only if the list of ids
+/// cannot be had (no memory) are they removed in chain order.
 template <class Stop>
 void remove_segments(sl_memory& mem, int shmid, Stop&& stop) noexcept
 {
-    for (int guard = 0; shmid >= 0 && !stop(shmid) && guard < (1 << 20); ++guard) {
+    auto next_of = [&mem](int id) {
         int next = -1;
-        if (char* a = mem.attach(shmid, true)) {
+        if (char* a = mem.attach(id, true)) {
             next = sl_load(reinterpret_cast<sl_header*>(a)->next_shmid);
             mem.detach(a);
         }
+        return next;
+    };
+    try {
+        std::vector<int> ids;
+        std::unordered_set<int> seen; // a cycle in the chain ends the walk
+        for (int id = shmid; id >= 0 && !stop(id) && seen.insert(id).second; id = next_of(id)) ids.push_back(id);
+        for (auto it = ids.rbegin(); it != ids.rend(); ++it) mem.remove(*it);
+        return;
+    } catch (const std::bad_alloc&) {
+    }
+    for (int guard = 0; shmid >= 0 && !stop(shmid) && guard < (1 << 20); ++guard) {
+        const int next = next_of(shmid);
         mem.remove(shmid);
         shmid = next;
     }
