@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <sstream>
 #include <vector>
 #include <dirent.h>
@@ -396,6 +397,19 @@ std::size_t existing(const std::vector<int>& ids)
     }));
 }
 
+/// A store of `value` into ShareLite share `key`, in a child killed at its
+/// shmctl(shmid, IPC_RMID): while it drops the segments `value` does not need.
+void store_killed_before_removing(key_t key, int shmid, const std::string& value)
+{
+    test::child writer([&] {
+        share mine(key, existing_sharelite());
+        test::die_before_syscall(__NR_shmctl, {{0, static_cast<std::uint32_t>(shmid)}, {1, IPC_RMID}});
+        mine.store(value);
+        return 0;
+    });
+    BOOST_TEST_REQUIRE(writer.wait(std::chrono::seconds(30)) == test::killed_before_syscall);
+}
+
 // The chain is removed last segment first: a remover killed half-way
 // leaves the segments it has not removed yet linked from the head, where
 // the next removal finds them. Removed first segment first (as ShareLite
@@ -423,19 +437,34 @@ BOOST_AUTO_TEST_CASE(a_store_killed_half_way_through_dropping_segments_leaves_th
     share(k.key, created(share_backend::sharelite)).store(std::string(200000, 'd'));
     const std::vector<int> ids = chain_ids(k.key);
     BOOST_REQUIRE_GE(ids.size(), 4u);
-    test::child writer([&] {
-        share mine(k.key, existing_sharelite());
-        test::die_before_syscall(__NR_shmctl, {{0, static_cast<std::uint32_t>(ids[2])}, {1, IPC_RMID}});
-        mine.store("short");
-        return 0;
-    });
-    BOOST_TEST_REQUIRE(writer.wait(std::chrono::seconds(30)) == test::killed_before_syscall);
+    store_killed_before_removing(k.key, ids[2], "short");
     BOOST_TEST(existing(ids) == 3u); // the head, the segment it was about to drop and the one before
     share s(k.key, existing_sharelite());
     BOOST_TEST(s.fetch() == "short"); // the length was written before the segments were dropped
     s.store("next");
     BOOST_TEST(existing(ids) == 1u); // the head alone
     BOOST_TEST(s.fetch() == "next");
+}
+
+// A segment removed while another process still has it attached lives on
+// (SHM_DEST) until that process detaches. A killed store can leave the
+// chain linking to one; the next store must not put the value into it.
+BOOST_AUTO_TEST_CASE(a_store_never_puts_the_value_into_a_removed_segment_that_someone_still_has_attached,
+                     *utf::timeout(60))
+{
+    key_guard k;
+    const std::string big(200000, 'b');
+    share(k.key, created(share_backend::sharelite)).store(big);
+    const std::vector<int> ids = chain_ids(k.key);
+    BOOST_REQUIRE_EQUAL(ids.size(), 4u);
+    std::optional<raw_segment> still_attached(ids[3]);
+    // A store of a short value, killed when it has removed the last
+    // segment: the chain still links to it, and we keep it alive.
+    store_killed_before_removing(k.key, ids[2], "short");
+    BOOST_TEST_REQUIRE(existing(ids) == 4u); // the last one removed, but attached here
+    share(k.key, existing_sharelite()).store(big); // needs 4 segments again
+    still_attached.reset();                        // the removed segment goes now
+    BOOST_TEST(share(k.key, existing_sharelite()).fetch() == big);
 }
 
 BOOST_AUTO_TEST_CASE(a_failed_create_removes_the_semaphore_set_it_made, *utf::timeout(60))

@@ -32,6 +32,12 @@ public:
     {
         shmid_ds ds{};
         if (::shmctl(shmid, IPC_STAT, &ds) != 0) return false;
+        // Removed, alive only while someone still has it attached: it
+        // goes with the last detach, and what is written into it with it.
+        if (ds.shm_perm.mode & SHM_DEST) {
+            errno = EIDRM;
+            return false;
+        }
         size = ds.shm_segsz;
         return true;
     }
@@ -192,8 +198,9 @@ const sl_chain::node_type& sl_chain::node(std::size_t i, bool grow) const
 /// The most segments a value of at most INT_MAX bytes takes.
 std::size_t sl_chain::max_segments() const noexcept { return static_cast<std::size_t>(INT_MAX) / data_size_ + 1; }
 
-/// Whether `shmid` may be the next segment of the chain: it exists, is
-/// at least as big as the head (every segment holds data_size_ bytes)
+/// Whether `shmid` may be the next segment of the chain: it exists and
+/// is not removed (a removed one may live on while attached elsewhere),
+/// is at least as big as the head (every segment holds data_size_ bytes)
 /// and is not in the chain already (a cycle). Checked before it is
 /// attached or cached: shared memory is never trusted as an index.
 bool sl_chain::linkable(int shmid) const

@@ -53,7 +53,8 @@ public:
     virtual char* attach(int shmid, bool read_only) = 0;
     /// shmdt(addr).
     virtual void detach(char* addr) noexcept = 0;
-    /// shmctl(shmid, IPC_STAT): the segment's size in bytes.
+    /// shmctl(shmid, IPC_STAT): the segment's size in bytes; false with
+    /// EIDRM for a segment removed but still attached somewhere (SHM_DEST).
     virtual bool size_of(int shmid, std::size_t& size) = 0;
     /// shmget(IPC_PRIVATE, size, perms | IPC_CREAT | IPC_EXCL).
     virtual int create(std::size_t size, int perms) = 0;
