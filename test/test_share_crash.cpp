@@ -1,16 +1,20 @@
 // shmkit::share (native backend) with processes SIGKILLed at random points:
 // while holding lock_ex, while holding lock_sh, and in the middle of
 // stores of every kind (inline, into a value segment, needing a new value
-// segment, going back inline). After each kill the lock is available
-// again, the value is one whole value (the last committed one or the one
-// being stored), and no value segment is left without a slot naming it.
+// segment, going back inline); and stores killed at the exact steps of a
+// new value segment's life (kill_point.hpp). After each kill the lock is
+// available again, the value is one whole value (the last committed one or
+// the one being stored), and no value segment is left without a slot
+// naming it.
 #define BOOST_TEST_MODULE share_crash
+#include "kill_point.hpp"
 #include "support.hpp"
 
 #include <shmkit/share.hpp>
 
 #include <cstring>
 #include <dirent.h>
+#include <fcntl.h>
 #include <random>
 #include <thread>
 
@@ -260,6 +264,95 @@ BOOST_AUTO_TEST_CASE(a_store_killed_while_holding_lock_ex_across_calls_keeps_its
     s.store("");
     s.store("");
     BOOST_TEST(value_segment_names(f.key) == 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ---- Killed at an exact step -------------------------------------------------------
+//
+// A store that needs a new value segment records its number (pending),
+// creates it unnamed, links its name, attaches it (an OFD lock), copies,
+// commits, and unlinks the segment the other slot no longer needs
+// (retired) after the commit. Killed before the link, before the attach
+// and before the unlink, the share shows the old value or the new one,
+// whole, and the next store leaves no name that no slot holds.
+
+namespace {
+
+/// A store of `value` in a child killed at its first call of system call
+/// `nr` with arguments `args`.
+void store_killed_before(const fresh_share& f, const std::string& value, long nr,
+                         std::initializer_list<test::syscall_arg> args = {})
+{
+    test::child writer([&] {
+        shmkit::share mine = f.open();
+        test::die_before_syscall(nr, args);
+        mine.store(value);
+        return 0;
+    });
+    BOOST_TEST_REQUIRE(writer.wait(std::chrono::seconds(30)) == test::killed_before_syscall);
+}
+
+/// Two inline stores replace both slots: every value segment name goes.
+void expect_no_name_left_after_two_small_stores(shmkit::share& s)
+{
+    s.store("small 1");
+    s.store("small 2");
+    BOOST_TEST(s.fetch() == "small 2");
+    BOOST_TEST(value_segment_names(s.key()) == 0u);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(killed_at_an_exact_step)
+
+BOOST_AUTO_TEST_CASE(a_store_killed_before_naming_its_value_segment_leaves_the_old_value, *utf::timeout(60))
+{
+    fresh_share f;
+    shmkit::share s = f.open();
+    s.store("old");
+    store_killed_before(f, make_value(3), __NR_linkat); // 2 MB: a value segment
+    BOOST_TEST(s.fetch() == "old");
+    BOOST_TEST(value_segment_names(f.key) == 0u); // the unnamed file went with the writer
+    BOOST_TEST(s.version() == 2u);
+    s.store(make_value(3));
+    BOOST_TEST(s.fetch() == make_value(3));
+    expect_no_name_left_after_two_small_stores(s);
+}
+
+BOOST_AUTO_TEST_CASE(a_store_killed_between_naming_its_value_segment_and_committing_leaves_a_name_the_next_store_unlinks,
+                     *utf::timeout(60))
+{
+    fresh_share f;
+    shmkit::share s = f.open();
+    s.store("old");
+    // The new segment's attach takes the first OFD lock after its link.
+    store_killed_before(f, make_value(3), __NR_fcntl, {{1, F_OFD_SETLK}});
+    BOOST_TEST(s.fetch() == "old");
+    BOOST_TEST(value_segment_names(f.key) == 1u); // named, pending
+    BOOST_TEST(s.version() == 2u);
+    s.store("next"); // unlinks the pending name
+    BOOST_TEST(value_segment_names(f.key) == 0u);
+    BOOST_TEST(s.stats().repairs == 1u);
+    expect_no_name_left_after_two_small_stores(s);
+}
+
+BOOST_AUTO_TEST_CASE(a_store_killed_between_committing_and_unlinking_the_retired_segment_shows_the_new_value,
+                     *utf::timeout(60))
+{
+    fresh_share f;
+    shmkit::share s = f.open();
+    s.store(make_value(1)); // 100 000 bytes: value segment 1, slot 1
+    s.store(make_value(3)); // 2 MB: value segment 2, slot 0
+    BOOST_REQUIRE(value_segment_names(f.key) == 2u);
+    // Inline into slot 1, whose segment 1 is retired and unlinked after the commit.
+    store_killed_before(f, "new", __NR_unlink);
+    BOOST_TEST(s.fetch() == "new");
+    BOOST_TEST(s.version() == 4u);
+    BOOST_TEST(value_segment_names(f.key) == 2u); // segment 1 still named
+    s.store("next"); // the next writer unlinks it, and retires segment 2 of the slot it takes
+    BOOST_TEST(value_segment_names(f.key) == 0u);
+    expect_no_name_left_after_two_small_stores(s);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
