@@ -6,7 +6,7 @@
 // repaired by check() or by the next writer, a writer blocked on the dead
 // one's lock takes it over, and an overwrite cut short is done or not and
 // stays so through the repair), writers killed at the exact steps of a
-// table's growth (kill_point.hpp), and readers killed mid-get or inside a
+// table's growth and of an overwrite (kill_point.hpp), and readers killed mid-get or inside a
 // shared-lock view (nothing to recover, writers go on).
 //
 // Ordering is always by pipes, futexes or the children's exit. The only
@@ -18,8 +18,10 @@
 #include "kill_point.hpp"
 #include "support.hpp"
 
+#include <shmkit/detail/kv_layout.hpp>
 #include <shmkit/inspect.hpp>
 #include <shmkit/kv_store.hpp>
+#include <shmkit/segment.hpp>
 #include <shmkit/sync/futex.hpp>
 
 #include <algorithm>
@@ -1470,6 +1472,149 @@ BOOST_AUTO_TEST_CASE(a_writer_killed_between_publishing_a_new_table_and_unlinkin
     BOOST_TEST(w.s.stats().generation == w.generation_before + 1); // published
     w.expect_acked_keys();
     w.expect_repaired_to_one_table();
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ---- Killed at an exact step of an overwrite ---------------------------------------
+//
+// put() over a present key: the note (pending_old, then pending_new) in
+// the table header, the new cell filled after the old one in the probe
+// order and published by its meta store, the old cell erased, the note
+// cleared. A writer is killed by a watchpoint right after the note and
+// right after the new cell's publication (both cells live): lookups show
+// the old value, and check() keeps it.
+
+namespace overwrite_step {
+
+const std::string key = "ow000003"; // 8 bytes, 8-byte values: inline cells
+
+std::string value(int v) { return "value-" + std::to_string(10 + v); }
+
+/// Where this process's mapping of /dev/shm/`file` (from offset 0) begins.
+char* mapping_of(const std::string& file)
+{
+    std::ifstream maps("/proc/self/maps");
+    const std::string suffix = " /dev/shm/" + file;
+    for (std::string line; std::getline(maps, line);) {
+        std::istringstream fields(line);
+        std::string range, perms, offset;
+        fields >> range >> perms >> offset;
+        if (line.size() > suffix.size() && line.compare(line.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+            std::stoull(offset, nullptr, 16) == 0)
+            return reinterpret_cast<char*>(std::stoull(range.substr(0, range.find('-')), nullptr, 16));
+    }
+    return nullptr;
+}
+
+/// A store holding 16 keys (value(1) each), and where in its table file the
+/// overwrite of `key` writes: the note and the new cell's meta.
+struct store_before_an_overwrite {
+    store_name name{"ow-step"};
+    kv_store s{name.str()};
+    std::string table;                  ///< the table's name in /dev/shm
+    std::size_t pending_new_offset = 0; ///< file offset of the header's pending_new
+    std::size_t new_meta_offset = 0;    ///< file offset of the meta of the cell the overwrite fills
+    shmkit::segment raw;                ///< the table, mapped here by hand
+
+    store_before_an_overwrite()
+    {
+        for (int k = 0; k < 16; ++k) s.put("ow" + std::string(k < 10 ? "00000" : "0000") + std::to_string(k), value(1));
+        const std::string prefix = name.str().substr(1) + "~";
+        if (DIR* d = ::opendir("/dev/shm")) {
+            while (const dirent* e = ::readdir(d))
+                if (std::string_view(e->d_name).substr(0, prefix.size()) == prefix) table = e->d_name;
+            ::closedir(d);
+        }
+        BOOST_TEST_REQUIRE(!table.empty());
+        using namespace shmkit::detail;
+        shmkit::segment_expectation x;
+        x.kind = shmkit::structure_kind::kv;
+        raw = shmkit::segment::posix(shmkit::open_only, table, x);
+        char* const base = static_cast<char*>(raw.get_region().data());
+        char* const data = static_cast<char*>(raw.data());
+        const kv_cell* const cells = cells_of(raw);
+        const std::uint64_t capacity = raw.param(0);
+        // The key's cell (its 8 bytes are the first inline word), and the
+        // first free cell after it: where the overwrite puts the new value.
+        BOOST_TEST_REQUIRE(live_cells_of_key().size() == 1u);
+        const std::uint64_t old = live_cells_of_key().front();
+        std::uint64_t fresh = (old + 1) % capacity;
+        while (kv_meta::live(cells[fresh].meta.load())) fresh = (fresh + 1) % capacity;
+        new_meta_offset = static_cast<std::size_t>(reinterpret_cast<const char*>(&cells[fresh].meta) - base);
+        pending_new_offset = static_cast<std::size_t>(
+            reinterpret_cast<const char*>(&reinterpret_cast<const kv_table_header*>(data)->pending_new) - base);
+    }
+
+    static const shmkit::detail::kv_cell* cells_of(const shmkit::segment& table)
+    {
+        return reinterpret_cast<const shmkit::detail::kv_cell*>(static_cast<char*>(table.data()) +
+                                                                sizeof(shmkit::detail::kv_table_header));
+    }
+
+    /// The live cells holding `key`.
+    std::vector<std::uint64_t> live_cells_of_key() const
+    {
+        const shmkit::detail::kv_cell* const cells = cells_of(raw);
+        std::vector<std::uint64_t> found;
+        for (std::uint64_t i = 0; i < raw.param(0); ++i)
+            if (shmkit::detail::kv_meta::live(cells[i].meta.load()) && std::memcmp(&cells[i].bytes[0], key.data(), 8) == 0)
+                found.push_back(i);
+        return found;
+    }
+
+    /// put(key, value(2)) in a writer killed right after its store to the
+    /// word at `offset` of the table file.
+    void overwrite_killed_after_writing(std::size_t offset)
+    {
+        test::child writer([&] {
+            kv_store mine(name.str());
+            if (mine.get(key) != value(1)) return 3; // the table is mapped now
+            char* const mapping = mapping_of(table);
+            if (!mapping) return 4;
+            test::die_after_write(mapping + offset, 8);
+            mine.put(key, value(2));
+            return 0;
+        });
+        BOOST_TEST_REQUIRE(writer.wait(60s) == test::killed_after_write);
+    }
+
+    /// Lookups, get_all() and, after check(), the store itself show the
+    /// old value: the overwrite did not happen.
+    void expect_old_value_kept()
+    {
+        BOOST_TEST(s.get(key).value_or("<none>") == value(1)); // lock-free, before any repair
+        BOOST_TEST(s.get_all().at(key) == value(1));           // takes the dead writer's lock over
+        std::string why;
+        BOOST_TEST(s.check(&why), why);
+        BOOST_TEST(live_cells_of_key().size() == 1u); // the repair erased the new cell
+        BOOST_TEST(s.get(key).value_or("<none>") == value(1));
+        BOOST_TEST(s.size() == 16u);
+        s.put(key, value(3));
+        BOOST_TEST(s.get(key).value_or("<none>") == value(3));
+        BOOST_TEST(s.size() == 16u);
+        BOOST_TEST(s.check(&why), why);
+    }
+};
+
+} // namespace overwrite_step
+
+BOOST_AUTO_TEST_SUITE(killed_at_an_exact_step_of_an_overwrite, *utf::precondition(test::write_watches_available()))
+
+BOOST_AUTO_TEST_CASE(a_writer_killed_right_after_its_overwrite_note_leaves_the_old_value, *utf::timeout(120))
+{
+    overwrite_step::store_before_an_overwrite w;
+    w.overwrite_killed_after_writing(w.pending_new_offset);
+    BOOST_TEST(w.live_cells_of_key().size() == 1u); // the new cell not published
+    w.expect_old_value_kept();
+}
+
+BOOST_AUTO_TEST_CASE(a_writer_killed_with_both_cells_live_leaves_the_old_value_which_the_repair_keeps, *utf::timeout(120))
+{
+    overwrite_step::store_before_an_overwrite w;
+    w.overwrite_killed_after_writing(w.new_meta_offset);
+    BOOST_TEST(w.live_cells_of_key().size() == 2u); // the window: both cells live
+    w.expect_old_value_kept();
 }
 
 BOOST_AUTO_TEST_SUITE_END()
