@@ -1,6 +1,9 @@
 // The reader/writer lock: semantics, standard lock adaptors, recovery from
-// dead writers and dead readers, and a kill loop with real processes.
+// dead writers and dead readers, a kill loop with real processes, and
+// processes killed at the exact steps of a takeover and of an unlock
+// (kill_point.hpp).
 #define BOOST_TEST_MODULE rwlock
+#include "kill_point.hpp"
 #include "support.hpp"
 
 #include <shmkit/segment.hpp>
@@ -18,6 +21,7 @@
 
 using namespace std::chrono_literals;
 using shmkit::segment;
+namespace utf = boost::unit_test;
 
 namespace {
 
@@ -58,6 +62,19 @@ void kill_while_holding(const fixture& f, bool exclusive)
     BOOST_REQUIRE_EQUAL(holding.receive(30s), 'x');
     c.kill();
     BOOST_REQUIRE_EQUAL(c.wait(), 128 + SIGKILL);
+}
+
+/// The next write lock takes a dead writer over (the lock's first
+/// recovery) and is told; the one after it is not.
+void expect_one_takeover_reported_once(shmkit::sync::rwlock& l)
+{
+    BOOST_TEST_REQUIRE(l.try_lock_for(10s));
+    BOOST_TEST(l.recovered());
+    BOOST_TEST(l.recoveries() == 1u);
+    l.unlock();
+    BOOST_TEST_REQUIRE(l.try_lock_for(10s));
+    BOOST_TEST(!l.recovered());
+    l.unlock();
 }
 
 } // namespace
@@ -241,13 +258,7 @@ BOOST_AUTO_TEST_CASE(dead_writer_is_recovered_and_reported)
     BOOST_TEST(l.recoveries() == 0u);
     c.kill();
     c.wait();
-    BOOST_TEST_REQUIRE(l.try_lock_for(10s));
-    BOOST_TEST(l.recovered());
-    BOOST_TEST(l.recoveries() == 1u);
-    l.unlock();
-    BOOST_TEST_REQUIRE(l.try_lock_for(10s));
-    BOOST_TEST(!l.recovered());
-    l.unlock();
+    expect_one_takeover_reported_once(l);
     BOOST_TEST(seg.stats().lock_recoveries == 1u);
 }
 
@@ -755,6 +766,54 @@ BOOST_AUTO_TEST_CASE(child_that_could_not_get_a_private_description)
     BOOST_TEST(c.wait() == 0);
     BOOST_TEST(l.holds_exclusive());
     BOOST_TEST(l.recoveries() == 0u);
+    l.unlock();
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ---- Killed at an exact step ----------------------------------------------------------
+//
+// take_over() marks the lock dirty before its CAS of the dead holder's
+// token; unlock() clears the mark before it releases. A process killed
+// between the two steps of either leaves the mark for the next holder.
+
+BOOST_FIXTURE_TEST_SUITE(killed_at_an_exact_step, fixture, *utf::precondition(test::write_watches_available()))
+
+BOOST_AUTO_TEST_CASE(a_recoverer_killed_between_marking_the_lock_dirty_and_its_takeover_leaves_both_to_the_next)
+{
+    kill_while_holding(*this, true);
+    test::child recoverer([this] {
+        segment s = open();
+        auto l = s.rwlock(0);
+        test::die_after_write(&l.state()->dirty, sizeof l.state()->dirty);
+        l.lock(); // probes the dead writer, marks the lock dirty, dies before the CAS
+        return 0;
+    });
+    BOOST_TEST_REQUIRE(recoverer.wait(30s) == test::killed_after_write);
+    auto l = seg.rwlock(0);
+    BOOST_TEST(l.state()->dirty.load() == 1u);
+    BOOST_TEST(l.recoveries() == 0u); // the dead recoverer took nothing over
+    expect_one_takeover_reported_once(l);
+}
+
+BOOST_AUTO_TEST_CASE(a_writer_killed_between_clearing_the_dirty_mark_and_releasing_is_recovered_and_reported_again)
+{
+    kill_while_holding(*this, true);
+    test::child writer([this] {
+        segment s = open();
+        auto l = s.rwlock(0);
+        l.lock();
+        if (!l.recovered()) return 3;
+        test::die_after_write(&l.state()->dirty, sizeof l.state()->dirty);
+        l.unlock(); // clears the mark, dies before the release
+        return 0;
+    });
+    BOOST_TEST_REQUIRE(writer.wait(30s) == test::killed_after_write);
+    auto l = seg.rwlock(0);
+    BOOST_TEST(l.state()->dirty.load() == 0u);
+    BOOST_TEST_REQUIRE(l.try_lock_for(10s)); // takes the dead writer over
+    BOOST_TEST(l.recovered());
+    BOOST_TEST(l.recoveries() == 2u);
     l.unlock();
 }
 
