@@ -1,8 +1,11 @@
 // The pool under SIGKILL: workers allocating, freeing, batching, adopting
 // and recovering are killed at random points, thousands of times, while
 // others go on. Afterwards no slot is lost for good, no slot ever had two
-// owners, and used() equals what the live processes hold.
+// owners, and used() equals what the live processes hold. And a free
+// killed at the exact step between its exchange and its wake
+// (kill_point.hpp).
 #define BOOST_TEST_MODULE pool_crash
+#include "kill_point.hpp"
 #include "support.hpp"
 
 #include <shmkit/pool.hpp>
@@ -245,3 +248,58 @@ BOOST_AUTO_TEST_CASE(adopters_killed_after_the_handoff_leave_nothing_behind)
         BOOST_TEST_REQUIRE(p.used() == 0u);
     }
 }
+
+// ---- Killed at an exact step --------------------------------------------------------
+
+namespace {
+
+/// Slot i's owner word in this handle's mapping (pool_base.hpp: the owners
+/// follow the control and counters lines and one line per attach entry).
+const void* owner_word(const pool<std::int64_t>& p, std::size_t i)
+{
+    using namespace shmkit::detail;
+    const shmkit::segment& s = p.get_segment();
+    const std::size_t owners = sizeof(pool_control) + sizeof(pool_counters) + s.attach_capacity() * sizeof(pool_handle_line);
+    return static_cast<const char*>(s.data()) + owners + i * sizeof(std::uint64_t);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(killed_at_an_exact_step, *boost::unit_test::precondition(test::write_watches_available()))
+
+// free(): the owner word's exchange, then the wake. A freer killed between
+// the two leaves the slot free and a sleeper asleep: its poll finds it.
+BOOST_AUTO_TEST_CASE(a_free_killed_between_its_exchange_and_the_wake_leaves_the_slot_to_a_sleepers_poll)
+{
+    test::scratch_dir dir;
+    const std::string path = dir / "pool";
+    pool<std::int64_t> p(shmkit::create_only, path, 1);
+    test::pipe_pair allocated, go;
+    test::child freer([&] {
+        pool<std::int64_t> mine(shmkit::open_only, path);
+        if (mine.try_alloc() != std::optional<std::size_t>(0)) return 3;
+        allocated.send();
+        if (go.receive(std::chrono::seconds(30)) != 'x') return 4;
+        test::die_after_write(owner_word(mine, 0), sizeof(std::uint64_t));
+        mine.free(0); // dies before it looks at the sleepers bit
+        return 0;
+    });
+    BOOST_REQUIRE_EQUAL(allocated.receive(30s), 'x');
+    std::atomic<pid_t> tid{0};
+    std::atomic<long> got{-1};
+    std::thread waiter([&] {
+        tid = test::this_thread_id();
+        const auto i = p.alloc(30s);
+        got = i ? static_cast<long>(*i) : -2;
+    });
+    BOOST_REQUIRE(test::until([&] { return tid.load() != 0; }, 10s));
+    // Asleep on the wake word (the first line of the pool), its bit set.
+    BOOST_REQUIRE(test::until_futex_waiting(tid, p.get_segment().data(), sizeof(shmkit::detail::pool_control), 10s));
+    go.send();
+    BOOST_TEST(freer.wait(30s) == test::killed_after_write);
+    waiter.join();
+    BOOST_TEST(got.load() == 0); // woken by its poll, not by the dead freer
+    BOOST_TEST(p.owner(0) == ::getpid());
+}
+
+BOOST_AUTO_TEST_SUITE_END()
