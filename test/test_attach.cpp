@@ -1,6 +1,8 @@
 // The attach table: entries per handle, liveness despite fork, zombies, PID
-// reuse and PID namespaces, reclaiming dead entries.
+// reuse and PID namespaces, reclaiming dead entries, and a claimer killed at
+// the exact step after its claim (kill_point.hpp).
 #define BOOST_TEST_MODULE attach
+#include "kill_point.hpp"
 #include "support.hpp"
 
 #include <shmkit/segment.hpp>
@@ -351,4 +353,52 @@ BOOST_AUTO_TEST_CASE(kills_during_attach_and_detach_leak_no_entry)
     BOOST_TEST(a.stats().attached_alive == capacity);
     BOOST_TEST(cycles->load() > kills);
     BOOST_TEST_MESSAGE("kills " << kills << ", attach/detach cycles " << cycles->load());
+}
+
+// attach(): the CAS of the owner word claims the entry; the reader counts
+// of its dead previous owner are zeroed only after it. A claimer killed
+// between the two leaves an entry with a dead owner and the counts of the
+// one before: a writer draining readers reclaims it, and the counts go.
+BOOST_AUTO_TEST_CASE(a_claimer_killed_right_after_its_claim_leaves_an_entry_the_next_writer_reclaims,
+                     *boost::unit_test::precondition(test::write_watches_available()))
+{
+    test::scratch_dir dir;
+    segment a = segment::file(shmkit::create_only, dir / "s", layout(4)); // entry 0: ours
+    {
+        // Entry 1: a reader killed holding a read lock.
+        test::pipe_pair holding, never;
+        test::child reader([&] {
+            segment s = segment::file(shmkit::open_only, dir / "s");
+            s.rwlock(0).lock_shared();
+            holding.send();
+            never.receive();
+            return 0;
+        });
+        BOOST_REQUIRE_EQUAL(holding.receive(30s), 'x');
+        reader.kill();
+        BOOST_REQUIRE_EQUAL(reader.wait(), 128 + SIGKILL);
+    }
+    shmkit::detail::attach_entry& e = a.attachment().entry(1);
+    BOOST_REQUIRE_EQUAL(e.readers[0].load(), 1u);
+    const std::uint64_t generation = e.generation.load();
+    // A forked child claims an entry of its own on its first use of the
+    // inherited handle (the same mapping): entry 1, the first not alive.
+    test::child claimer([&] {
+        test::die_after_write(&e.owner, sizeof e.owner);
+        a.attachment().token();
+        return 0;
+    });
+    const pid_t claimer_pid = claimer.pid();
+    BOOST_TEST_REQUIRE(claimer.wait(30s) == test::killed_after_write);
+    BOOST_TEST(e.readers[0].load() == 1u); // not wiped
+    BOOST_TEST(e.generation.load() == generation);
+    const auto dead = find(a.attached(), claimer_pid);
+    BOOST_TEST_REQUIRE(dead.has_value()); // the entry names the dead claimer
+    BOOST_TEST(!dead->alive);
+    auto w = a.rwlock(0);
+    BOOST_TEST_REQUIRE(w.try_lock_for(10s)); // drains: reclaims the dead entry and its count
+    w.unlock();
+    BOOST_TEST(e.readers[0].load() == 0u);
+    BOOST_TEST(a.reclaim_dead() == 0u);
+    BOOST_TEST(a.stats().attached_dead == 0u);
 }
