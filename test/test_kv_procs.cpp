@@ -1491,9 +1491,10 @@ const std::string key = "ow000003"; // 8 bytes, 8-byte values: inline cells
 
 std::string value(int v) { return "value-" + std::to_string(10 + v); }
 
-/// Where this process's mapping of /dev/shm/`file` (from offset 0) begins.
-char* mapping_of(const std::string& file)
+/// Where this process's mappings of /dev/shm/`file` (from offset 0) begin.
+std::set<std::uintptr_t> mappings_of(const std::string& file)
 {
+    std::set<std::uintptr_t> found;
     std::ifstream maps("/proc/self/maps");
     const std::string suffix = " /dev/shm/" + file;
     for (std::string line; std::getline(maps, line);) {
@@ -1502,9 +1503,9 @@ char* mapping_of(const std::string& file)
         fields >> range >> perms >> offset;
         if (line.size() > suffix.size() && line.compare(line.size() - suffix.size(), suffix.size(), suffix) == 0 &&
             std::stoull(offset, nullptr, 16) == 0)
-            return reinterpret_cast<char*>(std::stoull(range.substr(0, range.find('-')), nullptr, 16));
+            found.insert(std::stoull(range.substr(0, range.find('-')), nullptr, 16));
     }
-    return nullptr;
+    return found;
 }
 
 /// A store holding 16 keys (value(1) each), and where in its table file the
@@ -1568,11 +1569,16 @@ struct store_before_an_overwrite {
     void overwrite_killed_after_writing(std::size_t offset)
     {
         test::child writer([&] {
+            // The parent's mappings of the table are here too (fork): the
+            // writer's own is the one its store adds.
+            const std::set<std::uintptr_t> inherited = mappings_of(table);
             kv_store mine(name.str());
             if (mine.get(key) != value(1)) return 3; // the table is mapped now
-            char* const mapping = mapping_of(table);
-            if (!mapping) return 4;
-            test::die_after_write(mapping + offset, 8);
+            std::vector<std::uintptr_t> own;
+            for (std::uintptr_t m : mappings_of(table))
+                if (!inherited.count(m)) own.push_back(m);
+            if (own.size() != 1) return 4;
+            test::die_after_write(reinterpret_cast<char*>(own.front()) + offset, 8);
             mine.put(key, value(2));
             return 0;
         });
