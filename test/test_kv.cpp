@@ -4,6 +4,7 @@
 // clear and exclusive opening, remove, refusals, a root left uninitialised,
 // stats, several handles, check().
 #define BOOST_TEST_MODULE kv_store
+#include "kill_point.hpp"
 #include "support.hpp"
 
 #include <shmkit/detail/kv_layout.hpp>
@@ -1131,19 +1132,58 @@ BOOST_AUTO_TEST_CASE(a_taker_killed_anywhere_leaves_one_store_to_the_next_opener
                                                               << outcomes[1] << ", after: " << outcomes[2]);
 }
 
-// The state a taker killed between the table names and the root leaves.
-BOOST_AUTO_TEST_CASE(a_root_left_incomplete_without_its_tables_is_taken_over)
+/// A takeover of `n`'s incomplete root by a process killed at its `nth`
+/// call of system call `nr` with arguments `args`.
+void takeover_killed_before(const store_name& n, long nr, std::initializer_list<test::syscall_arg> args, unsigned nth)
 {
-    store_name n("half");
-    leave_uninitialised_root(n);
-    for (const auto& t : n.tables()) BOOST_REQUIRE(::shm_unlink(("/" + t).c_str()) == 0);
+    shmkit::kv_options now;
+    now.init_timeout = 0ms;
+    test::child taker([&] {
+        test::die_before_syscall(nr, args, nth);
+        kv_store s(n.str(), now);
+        return 0;
+    });
+    BOOST_TEST_REQUIRE(taker.wait(30s) == test::killed_before_syscall);
+}
+
+/// The next opener of `n` takes over whatever the killed taker left and
+/// gets an empty store of its own.
+void expect_next_opener_gets_a_fresh_store(const store_name& n, const char* what)
+{
     shmkit::kv_options now;
     now.init_timeout = 0ms;
     kv_store s(n.str(), now);
     BOOST_TEST(s.empty());
     s.put("k", "v");
     BOOST_TEST(n.tables().size() == 1u);
-    expect_sound(s, "after taking over a root without tables");
+    expect_sound(s, what);
+}
+
+// A taker unlinks the old store's table names, then its root: killed at
+// the root's unlink (the second), the incomplete root is left without
+// tables.
+BOOST_AUTO_TEST_CASE(a_taker_killed_between_the_table_names_and_the_root_leaves_a_root_the_next_opener_takes_over,
+                     *utf::timeout(60))
+{
+    store_name n("half");
+    leave_uninitialised_root(n);
+    takeover_killed_before(n, __NR_unlink, {}, 2);
+    BOOST_TEST(n.root_exists());
+    BOOST_TEST(still_uninitialised(n));
+    BOOST_TEST(n.tables().empty());
+    expect_next_opener_gets_a_fresh_store(n, "after taking over a root without tables");
+}
+
+// Killed after the root's unlink, before it creates the new one: nothing is
+// left under the name.
+BOOST_AUTO_TEST_CASE(a_taker_killed_after_unlinking_the_root_leaves_the_name_free, *utf::timeout(60))
+{
+    store_name n("gone");
+    leave_uninitialised_root(n);
+    takeover_killed_before(n, __NR_openat, {{2, O_RDWR | O_CLOEXEC | O_TMPFILE}}, 1);
+    BOOST_TEST(!n.root_exists());
+    BOOST_TEST(n.tables().empty());
+    expect_next_opener_gets_a_fresh_store(n, "after a takeover killed with the name free");
 }
 
 // Only kv_store's own table names go with the root: other objects whose

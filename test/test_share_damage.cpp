@@ -81,11 +81,12 @@ struct raw_root {
 bool shm_exists(const std::string& name) { return ::access(("/dev/shm/" + name).c_str(), F_OK) == 0; }
 
 /// share::remove(key, backend) in a child killed by a seccomp filter at
-/// its first call of system call `nr` with arguments `args`.
-void remove_killed_before(key_t key, share_backend backend, long nr, std::initializer_list<test::syscall_arg> args = {})
+/// its `nth` call of system call `nr` with arguments `args`.
+void remove_killed_before(key_t key, share_backend backend, long nr, std::initializer_list<test::syscall_arg> args = {},
+                          unsigned nth = 1)
 {
     test::child remover([&] {
-        test::die_before_syscall(nr, args);
+        test::die_before_syscall(nr, args, nth);
         share::remove(key, backend);
         return 0;
     });
@@ -223,6 +224,26 @@ BOOST_AUTO_TEST_CASE(a_remove_killed_after_marking_the_root_is_finished_by_the_n
     share(k2.key, created()).store("gone");
     native_remove_killed_after_marking(k2.key);
     BOOST_TEST(test::error_code_of([&] { share s(k2.key); }) == ENOENT);
+}
+
+// The remover unlinks the value segments, then the root: killed at the
+// root's unlink, the root is marked removed and names no segment left.
+BOOST_AUTO_TEST_CASE(a_remove_killed_before_unlinking_the_root_is_finished_by_the_next_opener, *utf::timeout(60))
+{
+    key_guard k;
+    std::string value_segment;
+    {
+        share s(k.key, created());
+        s.store(std::string(300000, 'v'));
+        const raw_root raw(k.key);
+        value_segment = raw.value_name(raw.root->next_gen.load());
+    }
+    remove_killed_before(k.key, share_backend::native, __NR_unlink, {}, 2);
+    BOOST_TEST(!shm_exists(value_segment));
+    BOOST_TEST_REQUIRE(shm_exists(share::native_name(k.key)));
+    BOOST_TEST(raw_root(k.key).root->removed.load() == 1u);
+    BOOST_TEST(test::error_code_of([&] { share s(k.key); }) == ENOENT); // finished, not found
+    BOOST_TEST(!shm_exists(share::native_name(k.key)));
 }
 
 BOOST_AUTO_TEST_CASE(an_exclusive_create_finishes_a_remove_killed_after_marking_the_root, *utf::timeout(60))
