@@ -25,16 +25,20 @@
 #ifndef SHMKIT_TEST_KILL_POINT_HPP
 #define SHMKIT_TEST_KILL_POINT_HPP
 
+#ifndef __x86_64__
+#error "kill_point.hpp is for x86-64 (its seccomp filter and system call stub)"
+#endif
+
 #include <boost/test/unit_test.hpp>
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <string>
-#include <atomic>
 #include <initializer_list>
+#include <string>
 #include <system_error>
 #include <vector>
 
