@@ -63,6 +63,7 @@ struct message {
     std::uint64_t samples;   // sampled/locked: samples drawn
     double waited_ms;        // published: time spent waiting in lock()
     std::uint32_t recovered; // published: this worker recovered the lock
+    std::uint32_t unused = 0; // the tail a compiler would pad: every byte sent is set
 };
 
 void send(int fd, const message& m)
