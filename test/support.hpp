@@ -176,6 +176,12 @@ class child {
 public:
     static constexpr unsigned alarm_seconds = 120;
 
+    /// Starts the calling child's alarm again. A worker that lives through
+    /// a whole kill loop calls it after each step it completes, so that the
+    /// alarm bounds a worker that makes no progress, not the loop, which may
+    /// outlast it on a loaded machine (sanitizers, CI).
+    static void made_progress() { ::alarm(alarm_seconds); }
+
     explicit child(const std::function<int()>& body)
     {
         const pid_t parent = ::getpid();

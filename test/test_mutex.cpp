@@ -157,6 +157,7 @@ int worker(const std::string& path, board* b, int slot)
         c->hi = c->hi + 1;
         b->holding[slot].store(0);
         m.unlock();
+        test::child::made_progress();
     }
     return 0;
 }

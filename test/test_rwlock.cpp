@@ -406,6 +406,7 @@ int worker(const std::string& path, board* b, int slot, unsigned seed)
             l.unlock_shared();
         }
         b->ops.fetch_add(1, std::memory_order_relaxed);
+        test::child::made_progress();
     }
     return 0;
 }
