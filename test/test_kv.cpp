@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include <sched.h>
@@ -1275,9 +1276,16 @@ BOOST_AUTO_TEST_CASE(takers_that_queued_behind_another_open_the_store_it_made, *
     const int root_fd = ::open(n.root_path().c_str(), O_RDONLY);
     BOOST_REQUIRE(root_fd >= 0);
     BOOST_REQUIRE(::flock(root_fd, LOCK_EX) == 0);
+    // A queued taker gives up after a second (max(init_timeout, 1 s)): the
+    // takers start together, once all are forked, so that this parent's
+    // forks (slow under a sanitizer on a loaded machine) do not use that
+    // second up before the root changes.
+    test::pipe_pair gate;
     std::vector<test::child> children;
     for (int i = 0; i < takers; ++i) {
         children.emplace_back([&, i] {
+            ::close(gate.wr);
+            if (gate.receive() != 0) return 97; // EOF only: every taker is forked
             shmkit::kv_options now;
             now.init_timeout = 0ms;
             kv_store s(n.str(), now);
@@ -1285,6 +1293,7 @@ BOOST_AUTO_TEST_CASE(takers_that_queued_behind_another_open_the_store_it_made, *
             return 0;
         });
     }
+    ::close(std::exchange(gate.wr, -1));
     // Until each of them has the root open, waiting for its lock (bounded).
     for (auto& c : children) {
         const auto end = std::chrono::steady_clock::now() + 10s;

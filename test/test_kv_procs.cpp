@@ -323,6 +323,7 @@ int worker(const std::string& name, board* b, std::uint32_t w, const test::pipe_
     std::string buf;
     for (std::uint32_t seq = 0; seq < ops; ++seq) {
         b->progress[w].store(seq);
+        if (seq % 1024 == 1023) test::child::made_progress(); // the parent waits longer than the alarm
         const op o = op_of(w, seq);
         const std::string k = key(o.key);
         switch (o.what) {
@@ -472,6 +473,7 @@ int writer(const std::string& name, board* b, int w, const test::pipe_pair& go)
     for (std::int64_t i = 0; i < per_writer; ++i) {
         s.put(key(w, i), value(w, i));
         b->committed[w].store(i, std::memory_order_release);
+        if (i % 1024 == 1023) test::child::made_progress(); // the parent waits longer than the alarm
         if (i % 64 == 0) { // the writer reads too (its own and the other's)
             const int o = static_cast<int>(rng() % writers);
             const std::int64_t hi = b->committed[o].load(std::memory_order_acquire);
@@ -517,6 +519,7 @@ int reader(const std::string& name, board* b, int r, const test::pipe_pair& go)
         }
         ++gets;
         if (gets % 512 == 0) {
+            test::child::made_progress(); // the parent waits longer than the alarm
             // size(): every committed put counted, and it never shrinks here (inserts only).
             const std::int64_t floor = b->committed[0].load() + b->committed[1].load() + 2;
             const std::size_t n = s.size();
@@ -858,6 +861,7 @@ int writer(const std::string& name, board* b, int slot, int lo, int hi)
         }
         b->ops[slot].fetch_add(1, std::memory_order_relaxed);
         if (n == 0) signal_started(b->started[slot]);
+        if (n % 1024 == 1023) test::child::made_progress(); // writer B lives through every round
     }
 }
 

@@ -192,7 +192,10 @@ BOOST_AUTO_TEST_CASE(kill_loop)
         kids[victim]->wait();
         b->holding[victim].store(0);
         ++kills;
-        if (state.owner.load() == b->token[victim].load()) ++holder_kills;
+        // A victim killed before it attached has no token yet: the slot
+        // still holds its predecessor's, whose death was counted already.
+        const std::uint32_t token = b->token[victim].exchange(0);
+        if (token != 0 && state.owner.load() == token) ++holder_kills;
         spawn(victim);
     }
     b->stop.store(1);

@@ -375,8 +375,8 @@ int worker(const std::string& path, board* b, int slot, unsigned seed)
     segment s = segment::file(shmkit::open_only, path);
     auto* rec = static_cast<volatile record*>(s.data());
     auto l = s.rwlock(0);
-    b->token[slot].store(s.attachment().token());
     b->entry[slot].store(s.attachment().index());
+    b->token[slot].store(s.attachment().token()); // last: says entry is this worker's
     std::minstd_rand rng(seed);
     while (b->stop.load() == 0) {
         bool torn;
@@ -460,8 +460,11 @@ BOOST_AUTO_TEST_CASE(kill_loop_writers_and_readers)
         kids[victim]->wait();
         b->state[victim].store(outside);
         ++kills;
-        if (lock_state.writer.load() == b->token[victim].load()) ++writer_kills;
-        if (seg.attachment().entry(b->entry[victim].load()).readers[0].load() != 0) ++reader_kills;
+        // A victim killed before it attached has no token yet: the slot
+        // still holds its predecessor's, whose death was counted already.
+        const std::uint32_t token = b->token[victim].exchange(0);
+        if (token != 0 && lock_state.writer.load() == token) ++writer_kills;
+        if (token != 0 && seg.attachment().entry(b->entry[victim].load()).readers[0].load() != 0) ++reader_kills;
         spawn(victim);
     }
     b->stop.store(1);
