@@ -1,6 +1,6 @@
 // The attach table: entries per handle, liveness despite fork, zombies, PID
 // reuse and PID namespaces, reclaiming dead entries, and a claimer killed at
-// the exact step after its claim (kill_point.hpp).
+// each step of its claim (kill_point.hpp).
 #define BOOST_TEST_MODULE attach
 #include "kill_point.hpp"
 #include "support.hpp"
@@ -355,6 +355,84 @@ BOOST_AUTO_TEST_CASE(kills_during_attach_and_detach_leak_no_entry)
     BOOST_TEST_MESSAGE("kills " << kills << ", attach/detach cycles " << cycles->load());
 }
 
+// ---- A claimer killed at an exact step of its claim ---------------------------------
+//
+// attach(): the CAS of the owner word, then the wipe (reader counts zeroed,
+// then the generation bumped), then the high-water mark raised. A forked
+// child of the test's segment claims an entry of its own (entry 0 is the
+// parent's) and is killed right after one of those stores.
+
+namespace {
+
+/// The attach table's header word that holds the high-water mark (the
+/// table is its header followed by the entries).
+const std::atomic<std::uint64_t>& water_word(const segment& s)
+{
+    const char* entries = reinterpret_cast<const char*>(&s.attachment().entry(0));
+    const auto* h = reinterpret_cast<const shmkit::detail::attach_table_header*>(
+        entries - sizeof(shmkit::detail::attach_table_header));
+    return h->water;
+}
+
+/// Forks a child of `a` that claims an entry of its own on its first use
+/// of the inherited handle (the same mapping), killed right after its first
+/// store to the `len` bytes at `watched`. Returns the child's PID.
+pid_t kill_a_claimer_after_writing(segment& a, const void* watched, std::size_t len)
+{
+    test::child claimer([&] {
+        test::die_after_write(watched, len);
+        a.attachment().token();
+        return 0;
+    });
+    const pid_t pid = claimer.pid();
+    BOOST_TEST_REQUIRE(claimer.wait(30s) == test::killed_after_write);
+    return pid;
+}
+
+/// Entry 1 of the segment at `path` left by a process killed holding
+/// rwlock 0, exclusively or shared.
+void leave_a_dead_holder_in_entry_1(const std::string& path, bool exclusive)
+{
+    test::pipe_pair holding, never;
+    test::child holder([&] {
+        segment s = segment::file(shmkit::open_only, path);
+        if (exclusive) s.rwlock(0).lock();
+        else s.rwlock(0).lock_shared();
+        holding.send();
+        never.receive();
+        return 0;
+    });
+    BOOST_REQUIRE_EQUAL(holding.receive(30s), 'x');
+    holder.kill();
+    BOOST_REQUIRE_EQUAL(holder.wait(), 128 + SIGKILL);
+}
+
+/// Entry 1 left by a writer killed holding rwlock 0, then claimed by a
+/// child killed in its wipe: after zeroing the reader counts (before the
+/// generation bump), or after the bump. The lock is recovered, once, by the
+/// next writer, and the claimer's entry is reclaimed.
+void kill_a_claimer_in_its_wipe_of_a_dead_writer(bool after_the_bump)
+{
+    test::scratch_dir dir;
+    segment a = segment::file(shmkit::create_only, dir / "s", layout(2));
+    leave_a_dead_holder_in_entry_1(dir / "s", true);
+    shmkit::detail::attach_entry& e = a.attachment().entry(1);
+    const std::uint64_t generation = e.generation.load();
+    if (after_the_bump) kill_a_claimer_after_writing(a, &e.generation, sizeof e.generation);
+    else kill_a_claimer_after_writing(a, &e.readers[0], sizeof e.readers[0]);
+    BOOST_TEST(e.generation.load() == generation + (after_the_bump ? 1 : 0)); // killed inside the window
+    BOOST_TEST(a.stats().attached_dead == 1u); // the claimer, not yet reclaimed
+    auto w = a.rwlock(0);
+    BOOST_TEST_REQUIRE(w.try_lock_for(10s));
+    w.unlock();
+    BOOST_TEST(w.recoveries() == 1u);
+    BOOST_TEST(a.reclaim_dead() == 1u);
+    BOOST_TEST(a.stats().attached_dead == 0u);
+    BOOST_TEST(a.attachment().high_water() == 1u);
+}
+
+} // namespace
+
 // attach(): the CAS of the owner word claims the entry; the reader counts
 // of its dead previous owner are zeroed only after it. A claimer killed
 // between the two leaves an entry with a dead owner and the counts of the
@@ -364,32 +442,12 @@ BOOST_AUTO_TEST_CASE(a_claimer_killed_right_after_its_claim_leaves_an_entry_the_
 {
     test::scratch_dir dir;
     segment a = segment::file(shmkit::create_only, dir / "s", layout(4)); // entry 0: ours
-    {
-        // Entry 1: a reader killed holding a read lock.
-        test::pipe_pair holding, never;
-        test::child reader([&] {
-            segment s = segment::file(shmkit::open_only, dir / "s");
-            s.rwlock(0).lock_shared();
-            holding.send();
-            never.receive();
-            return 0;
-        });
-        BOOST_REQUIRE_EQUAL(holding.receive(30s), 'x');
-        reader.kill();
-        BOOST_REQUIRE_EQUAL(reader.wait(), 128 + SIGKILL);
-    }
+    leave_a_dead_holder_in_entry_1(dir / "s", false); // a reader
     shmkit::detail::attach_entry& e = a.attachment().entry(1);
     BOOST_REQUIRE_EQUAL(e.readers[0].load(), 1u);
     const std::uint64_t generation = e.generation.load();
-    // A forked child claims an entry of its own on its first use of the
-    // inherited handle (the same mapping): entry 1, the first not alive.
-    test::child claimer([&] {
-        test::die_after_write(&e.owner, sizeof e.owner);
-        a.attachment().token();
-        return 0;
-    });
-    const pid_t claimer_pid = claimer.pid();
-    BOOST_TEST_REQUIRE(claimer.wait(30s) == test::killed_after_write);
+    // The claimer takes entry 1, the first not alive.
+    const pid_t claimer_pid = kill_a_claimer_after_writing(a, &e.owner, sizeof e.owner);
     BOOST_TEST(e.readers[0].load() == 1u); // not wiped
     BOOST_TEST(e.generation.load() == generation);
     const auto dead = find(a.attached(), claimer_pid);
@@ -400,5 +458,65 @@ BOOST_AUTO_TEST_CASE(a_claimer_killed_right_after_its_claim_leaves_an_entry_the_
     w.unlock();
     BOOST_TEST(e.readers[0].load() == 0u);
     BOOST_TEST(a.reclaim_dead() == 0u);
+    BOOST_TEST(a.stats().attached_dead == 0u);
+}
+
+// Killed after zeroing the reader counts, before the generation bump: the
+// dead writer's token still has the entry's generation, and the entry now
+// names the dead claimer, so the token is dead either way.
+BOOST_AUTO_TEST_CASE(a_claimer_killed_before_its_generation_bump_leaves_the_lock_recoverable,
+                     *boost::unit_test::precondition(test::write_watches_available()))
+{
+    kill_a_claimer_in_its_wipe_of_a_dead_writer(false);
+}
+
+// Killed right after the generation bump: the dead writer's token is stale.
+BOOST_AUTO_TEST_CASE(a_claimer_killed_after_its_generation_bump_leaves_the_lock_recoverable,
+                     *boost::unit_test::precondition(test::write_watches_available()))
+{
+    kill_a_claimer_in_its_wipe_of_a_dead_writer(true);
+}
+
+// A claim of an entry above the mark, killed before it raises the mark:
+// the entry names a dead process that holds nothing, which reclaim_dead()
+// and attached() do not see (they scan below the mark), but the table has
+// not lost it: the next process to attach takes it, and it goes when that
+// one detaches.
+BOOST_AUTO_TEST_CASE(a_claimer_killed_before_raising_the_mark_loses_no_entry,
+                     *boost::unit_test::precondition(test::write_watches_available()))
+{
+    test::scratch_dir dir;
+    segment a = segment::file(shmkit::create_only, dir / "s", layout(2));
+    BOOST_REQUIRE_EQUAL(a.attachment().high_water(), 1u);
+    shmkit::detail::attach_entry& e = a.attachment().entry(1);
+    kill_a_claimer_after_writing(a, &e.owner, sizeof e.owner);
+    BOOST_TEST(e.owner.load() != 0u);
+    BOOST_TEST(a.attachment().high_water() == 1u); // killed inside the window
+    {
+        // Entry 0 is ours: a table of two has room only if entry 1 is taken again.
+        segment b = segment::file(shmkit::open_only, dir / "s");
+        BOOST_TEST(b.attachment().index() == 1u);
+        BOOST_TEST(a.attachment().high_water() == 2u);
+        auto r = b.rwlock(0);
+        BOOST_TEST(r.try_lock_shared_for(10s));
+        r.unlock_shared();
+    }
+    BOOST_TEST(e.owner.load() == 0u);
+    BOOST_TEST(a.attachment().high_water() == 1u);
+    BOOST_TEST(a.attached().size() == 1u);
+}
+
+// Killed right after raising the mark: a dead entry below it, which
+// reclaim_dead() finds and frees, bringing the mark down again.
+BOOST_AUTO_TEST_CASE(a_claimer_killed_after_raising_the_mark_is_reclaimed,
+                     *boost::unit_test::precondition(test::write_watches_available()))
+{
+    test::scratch_dir dir;
+    segment a = segment::file(shmkit::create_only, dir / "s", layout(2));
+    kill_a_claimer_after_writing(a, &water_word(a), sizeof(std::uint64_t));
+    BOOST_TEST(a.attachment().high_water() == 2u);
+    BOOST_TEST(a.stats().attached_dead == 1u);
+    BOOST_TEST(a.reclaim_dead() == 1u);
+    BOOST_TEST(a.attachment().high_water() == 1u);
     BOOST_TEST(a.stats().attached_dead == 0u);
 }
