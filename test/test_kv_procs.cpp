@@ -1487,7 +1487,8 @@ BOOST_AUTO_TEST_SUITE_END()
 // order and published by its meta store, the old cell erased, the note
 // cleared. A writer is killed by a watchpoint right after the note and
 // right after the new cell's publication (both cells live): lookups show
-// the old value, and check() keeps it.
+// the old value, and check() keeps it. Then the repair of the latter is
+// killed in turn, at three of its steps: the next writer repairs again.
 
 namespace overwrite_step {
 
@@ -1520,6 +1521,7 @@ struct store_before_an_overwrite {
     std::string table;                  ///< the table's name in /dev/shm
     std::size_t pending_new_offset = 0; ///< file offset of the header's pending_new
     std::size_t new_meta_offset = 0;    ///< file offset of the meta of the cell the overwrite fills
+    std::size_t entries_offset = 0;     ///< file offset of the header's entries (the first word recount() stores)
     shmkit::segment raw;                ///< the table, mapped here by hand
 
     store_before_an_overwrite()
@@ -1547,8 +1549,9 @@ struct store_before_an_overwrite {
         std::uint64_t fresh = (old + 1) % capacity;
         while (kv_meta::live(cells[fresh].meta.load())) fresh = (fresh + 1) % capacity;
         new_meta_offset = static_cast<std::size_t>(reinterpret_cast<const char*>(&cells[fresh].meta) - base);
-        pending_new_offset = static_cast<std::size_t>(
-            reinterpret_cast<const char*>(&reinterpret_cast<const kv_table_header*>(data)->pending_new) - base);
+        const auto* const header = reinterpret_cast<const kv_table_header*>(data);
+        pending_new_offset = static_cast<std::size_t>(reinterpret_cast<const char*>(&header->pending_new) - base);
+        entries_offset = static_cast<std::size_t>(reinterpret_cast<const char*>(&header->entries) - base);
     }
 
     static const shmkit::detail::kv_cell* cells_of(const shmkit::segment& table)
@@ -1572,6 +1575,21 @@ struct store_before_an_overwrite {
     /// word at `offset` of the table file.
     void overwrite_killed_after_writing(std::size_t offset)
     {
+        killed_after_writing(offset, [](kv_store& mine) { mine.put(key, value(2)); });
+    }
+
+    /// check() in a process killed right after its store to the word at
+    /// `offset` of the table file: in the repair of a dead writer's
+    /// overwrite, which check() does first under the writers' lock.
+    void repair_killed_after_writing(std::size_t offset)
+    {
+        killed_after_writing(offset, [](kv_store& mine) { mine.check(); });
+    }
+
+    /// `act` on the store in a process killed right after its store to the
+    /// word at `offset` of the table file.
+    void killed_after_writing(std::size_t offset, void (*act)(kv_store&))
+    {
         test::child writer([&] {
             // The parent's mappings of the table are here too (fork): the
             // writer's own is the one its store adds.
@@ -1583,7 +1601,7 @@ struct store_before_an_overwrite {
                 if (!inherited.count(m)) own.push_back(m);
             if (own.size() != 1) return 4;
             test::die_after_write(reinterpret_cast<char*>(own.front()) + offset, 8);
-            mine.put(key, value(2));
+            act(mine);
             return 0;
         });
         BOOST_TEST_REQUIRE(writer.wait(60s) == test::killed_after_write);
@@ -1624,6 +1642,36 @@ BOOST_AUTO_TEST_CASE(a_writer_killed_with_both_cells_live_leaves_the_old_value_w
     overwrite_step::store_before_an_overwrite w;
     w.overwrite_killed_after_writing(w.new_meta_offset);
     BOOST_TEST(w.live_cells_of_key().size() == 2u); // the window: both cells live
+    w.expect_old_value_kept();
+}
+
+// The repair of that overwrite, itself killed: right after it erased the
+// new cell (the note still there), right after it cleared the note, and
+// right after the first counter its recount stores. Its repair_needed mark
+// and the lock it died holding make the next writer repair again.
+BOOST_AUTO_TEST_CASE(a_repair_killed_right_after_erasing_the_losing_cell_is_done_again, *utf::timeout(120))
+{
+    overwrite_step::store_before_an_overwrite w;
+    w.overwrite_killed_after_writing(w.new_meta_offset);
+    w.repair_killed_after_writing(w.new_meta_offset);
+    BOOST_TEST(w.live_cells_of_key().size() == 1u); // erased: the note is left
+    w.expect_old_value_kept();
+}
+
+BOOST_AUTO_TEST_CASE(a_repair_killed_right_after_clearing_the_note_is_done_again, *utf::timeout(120))
+{
+    overwrite_step::store_before_an_overwrite w;
+    w.overwrite_killed_after_writing(w.new_meta_offset);
+    w.repair_killed_after_writing(w.pending_new_offset);
+    BOOST_TEST(w.live_cells_of_key().size() == 1u);
+    w.expect_old_value_kept();
+}
+
+BOOST_AUTO_TEST_CASE(a_repair_killed_in_its_recount_is_done_again, *utf::timeout(120))
+{
+    overwrite_step::store_before_an_overwrite w;
+    w.overwrite_killed_after_writing(w.new_meta_offset);
+    w.repair_killed_after_writing(w.entries_offset);
     w.expect_old_value_kept();
 }
 
