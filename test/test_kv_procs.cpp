@@ -1430,6 +1430,21 @@ struct killed_writer {
         BOOST_TEST((n == want || n == want + 1), n << " keys, " << want << " acknowledged");
     }
 
+    /// check() in a process killed before its `nth` unlink(2): in the
+    /// repair of what the writer left, which removes the name of a table
+    /// built and not published (the first unlink), then the name of the
+    /// table replaced (the second).
+    void repair_killed_before_unlink(unsigned nth) const
+    {
+        test::child repairer([&] {
+            kv_store mine(name.str());
+            test::die_before_syscall(__NR_unlink, {}, nth);
+            mine.check();
+            return 0;
+        });
+        BOOST_TEST_REQUIRE(repairer.wait(60s) == test::killed_before_syscall);
+    }
+
     /// check() repairs what the writer left: one table name is left, and
     /// the store takes puts again (the next one grows the table, as the
     /// killed one would have).
@@ -1474,6 +1489,29 @@ BOOST_AUTO_TEST_CASE(a_writer_killed_between_publishing_a_new_table_and_unlinkin
     growth::killed_writer w("grow-unlink", [] { test::die_before_syscall(__NR_unlink); });
     BOOST_TEST(table_names(w.name.str()) == 2u);
     BOOST_TEST(w.s.stats().generation == w.generation_before + 1); // published
+    w.expect_acked_keys();
+    w.expect_repaired_to_one_table();
+}
+
+// The repair after those two kills, itself killed before it unlinks the
+// name left behind: the next writer (the lock the repairer died holding)
+// repairs again.
+BOOST_AUTO_TEST_CASE(a_repair_killed_before_unlinking_an_unpublished_table_is_done_again, *utf::timeout(120))
+{
+    growth::killed_writer w("grow-attach-repair", [] { test::die_before_syscall(__NR_fcntl, {{1, F_OFD_SETLK}}); });
+    w.repair_killed_before_unlink(1);
+    BOOST_TEST(table_names(w.name.str()) == 2u);
+    BOOST_TEST(w.s.stats().generation == w.generation_before);
+    w.expect_acked_keys();
+    w.expect_repaired_to_one_table();
+}
+
+BOOST_AUTO_TEST_CASE(a_repair_killed_before_unlinking_the_replaced_table_is_done_again, *utf::timeout(120))
+{
+    growth::killed_writer w("grow-unlink-repair", [] { test::die_before_syscall(__NR_unlink); });
+    w.repair_killed_before_unlink(2); // the first removes the next generation's name, absent here
+    BOOST_TEST(table_names(w.name.str()) == 2u);
+    BOOST_TEST(w.s.stats().generation == w.generation_before + 1);
     w.expect_acked_keys();
     w.expect_repaired_to_one_table();
 }
