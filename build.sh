@@ -28,12 +28,12 @@ install_missing() {
     DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# Test results are markers under bin/ (and the SPIN checks' logs, one set
-# for every variant); removing them makes b2 run every suite and check
-# every model again without recompiling anything.
+# Test results are markers under bin/ (and the SPIN checks' logs);
+# removing them makes b2 run every suite and check every model again
+# without recompiling anything.
 forget_test_results() {
     find bin -path '*.test/*' \( -name '*.test' -o -name '*.run' -o -name '*.output' \) -delete 2>/dev/null || true
-    rm -rf bin/spin
+    find bin/test/spin -name '*.log' -delete 2>/dev/null || true
 }
 
 passed=0

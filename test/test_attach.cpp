@@ -16,11 +16,11 @@ using shmkit::segment;
 
 namespace {
 
-shmkit::segment_layout layout(std::uint32_t capacity = 16)
+shmkit::segment_layout layout(std::uint32_t capacity = 16, std::uint32_t rwlocks = 1)
 {
     shmkit::segment_layout l;
     l.data_size = 64;
-    l.n_rwlocks = 1;
+    l.n_rwlocks = rwlocks;
     l.attach_capacity = capacity;
     return l;
 }
@@ -358,20 +358,20 @@ BOOST_AUTO_TEST_CASE(kills_during_attach_and_detach_leak_no_entry)
 // ---- A claimer killed at an exact step of its claim ---------------------------------
 //
 // attach(): the CAS of the owner word, then the wipe (reader counts zeroed,
-// then the generation bumped), then the high-water mark raised. A forked
+// then the generation bumped), then the claim counted and the high-water
+// mark raised. A forked
 // child of the test's segment claims an entry of its own (entry 0 is the
 // parent's) and is killed right after one of those stores.
 
 namespace {
 
-/// The attach table's header word that holds the high-water mark (the
-/// table is its header followed by the entries).
-const std::atomic<std::uint64_t>& water_word(const segment& s)
+/// The attach table's header (the table is its header followed by the
+/// entries).
+const shmkit::detail::attach_table_header& table_header(const segment& s)
 {
     const char* entries = reinterpret_cast<const char*>(&s.attachment().entry(0));
-    const auto* h = reinterpret_cast<const shmkit::detail::attach_table_header*>(
+    return *reinterpret_cast<const shmkit::detail::attach_table_header*>(
         entries - sizeof(shmkit::detail::attach_table_header));
-    return h->water;
 }
 
 /// Forks a child of `a` that claims an entry of its own on its first use
@@ -389,15 +389,14 @@ pid_t kill_a_claimer_after_writing(segment& a, const void* watched, std::size_t 
     return pid;
 }
 
-/// Entry 1 of the segment at `path` left by a process killed holding
-/// rwlock 0, exclusively or shared.
-void leave_a_dead_holder_in_entry_1(const std::string& path, bool exclusive)
+/// Entry 1 of the segment at `path` left by a process killed after `take`
+/// took its locks.
+void leave_a_dead_holder_in_entry_1(const std::string& path, void (*take)(segment&))
 {
     test::pipe_pair holding, never;
     test::child holder([&] {
         segment s = segment::file(shmkit::open_only, path);
-        if (exclusive) s.rwlock(0).lock();
-        else s.rwlock(0).lock_shared();
+        take(s);
         holding.send();
         never.receive();
         return 0;
@@ -407,21 +406,33 @@ void leave_a_dead_holder_in_entry_1(const std::string& path, bool exclusive)
     BOOST_REQUIRE_EQUAL(holder.wait(), 128 + SIGKILL);
 }
 
-/// Entry 1 left by a writer killed holding rwlock 0, then claimed by a
-/// child killed in its wipe: after zeroing the reader counts (before the
-/// generation bump), or after the bump. The lock is recovered, once, by the
-/// next writer, and the claimer's entry is reclaimed.
-void kill_a_claimer_in_its_wipe_of_a_dead_writer(bool after_the_bump)
+/// Entry 1 left by a process killed holding rwlock 0 exclusively and
+/// rwlock 1 shared, then claimed by a child killed in its wipe: right after
+/// the last of its stores zeroing the reader counts (before the generation
+/// bump), or right after the bump. The read lock is released by the wipe,
+/// the write lock recovered, once, by the next writer, and the claimer's
+/// entry reclaimed.
+void kill_a_claimer_in_its_wipe_of_a_dead_holder(bool after_the_bump)
 {
     test::scratch_dir dir;
-    segment a = segment::file(shmkit::create_only, dir / "s", layout(2));
-    leave_a_dead_holder_in_entry_1(dir / "s", true);
+    segment a = segment::file(shmkit::create_only, dir / "s", layout(2, 2));
+    leave_a_dead_holder_in_entry_1(dir / "s", [](segment& s) {
+        s.rwlock(0).lock();
+        s.rwlock(1).lock_shared();
+    });
     shmkit::detail::attach_entry& e = a.attachment().entry(1);
+    BOOST_REQUIRE_EQUAL(e.readers[1].load(), 1u);
     const std::uint64_t generation = e.generation.load();
+    const auto& last_count = e.readers[shmkit::detail::max_rwlocks - 1];
     if (after_the_bump) kill_a_claimer_after_writing(a, &e.generation, sizeof e.generation);
-    else kill_a_claimer_after_writing(a, &e.readers[0], sizeof e.readers[0]);
-    BOOST_TEST(e.generation.load() == generation + (after_the_bump ? 1 : 0)); // killed inside the window
+    else kill_a_claimer_after_writing(a, &last_count, sizeof last_count);
+    BOOST_TEST(e.readers[1].load() == 0u); // wiped
+    BOOST_TEST(e.generation.load() == generation + (after_the_bump ? 1 : 0));
     BOOST_TEST(a.stats().attached_dead == 1u); // the claimer, not yet reclaimed
+    auto r = a.rwlock(1);
+    BOOST_TEST_REQUIRE(r.try_lock_for(10s)); // no reader left to drain
+    r.unlock();
+    BOOST_TEST(r.recoveries() == 0u);
     auto w = a.rwlock(0);
     BOOST_TEST_REQUIRE(w.try_lock_for(10s));
     w.unlock();
@@ -442,7 +453,7 @@ BOOST_AUTO_TEST_CASE(a_claimer_killed_right_after_its_claim_leaves_an_entry_the_
 {
     test::scratch_dir dir;
     segment a = segment::file(shmkit::create_only, dir / "s", layout(4)); // entry 0: ours
-    leave_a_dead_holder_in_entry_1(dir / "s", false); // a reader
+    leave_a_dead_holder_in_entry_1(dir / "s", [](segment& s) { s.rwlock(0).lock_shared(); });
     shmkit::detail::attach_entry& e = a.attachment().entry(1);
     BOOST_REQUIRE_EQUAL(e.readers[0].load(), 1u);
     const std::uint64_t generation = e.generation.load();
@@ -463,25 +474,26 @@ BOOST_AUTO_TEST_CASE(a_claimer_killed_right_after_its_claim_leaves_an_entry_the_
 
 // Killed after zeroing the reader counts, before the generation bump: the
 // dead writer's token still has the entry's generation, and the entry now
-// names the dead claimer, so the token is dead either way.
+// names the dead claimer, so the token is dead either way; the dead
+// reader's count is gone already.
 BOOST_AUTO_TEST_CASE(a_claimer_killed_before_its_generation_bump_leaves_the_lock_recoverable,
                      *boost::unit_test::precondition(test::write_watches_available()))
 {
-    kill_a_claimer_in_its_wipe_of_a_dead_writer(false);
+    kill_a_claimer_in_its_wipe_of_a_dead_holder(false);
 }
 
 // Killed right after the generation bump: the dead writer's token is stale.
 BOOST_AUTO_TEST_CASE(a_claimer_killed_after_its_generation_bump_leaves_the_lock_recoverable,
                      *boost::unit_test::precondition(test::write_watches_available()))
 {
-    kill_a_claimer_in_its_wipe_of_a_dead_writer(true);
+    kill_a_claimer_in_its_wipe_of_a_dead_holder(true);
 }
 
-// A claim of an entry above the mark, killed before it raises the mark:
-// the entry names a dead process that holds nothing, which reclaim_dead()
-// and attached() do not see (they scan below the mark), but the table has
-// not lost it: the next process to attach takes it, and it goes when that
-// one detaches.
+// A claim of a fresh entry above the mark, killed after its wipe, before
+// it raises the mark: the entry names a dead process that holds nothing,
+// and reclaim_dead() and attached() do not see it (they scan below the
+// mark), but the table has not lost it: the next process to attach takes
+// it, and it goes when that one detaches.
 BOOST_AUTO_TEST_CASE(a_claimer_killed_before_raising_the_mark_loses_no_entry,
                      *boost::unit_test::precondition(test::write_watches_available()))
 {
@@ -489,9 +501,15 @@ BOOST_AUTO_TEST_CASE(a_claimer_killed_before_raising_the_mark_loses_no_entry,
     segment a = segment::file(shmkit::create_only, dir / "s", layout(2));
     BOOST_REQUIRE_EQUAL(a.attachment().high_water(), 1u);
     shmkit::detail::attach_entry& e = a.attachment().entry(1);
-    kill_a_claimer_after_writing(a, &e.owner, sizeof e.owner);
+    const std::uint64_t generation = e.generation.load();
+    // The claim's count, stored between the wipe and the raise.
+    const auto& attaches = table_header(a).attaches;
+    kill_a_claimer_after_writing(a, &attaches, sizeof attaches);
     BOOST_TEST(e.owner.load() != 0u);
+    BOOST_TEST(e.generation.load() == generation + 1);
     BOOST_TEST(a.attachment().high_water() == 1u); // killed inside the window
+    BOOST_TEST(a.attached().size() == 1u);
+    BOOST_TEST(a.reclaim_dead() == 0u);
     {
         // Entry 0 is ours: a table of two has room only if entry 1 is taken again.
         segment b = segment::file(shmkit::open_only, dir / "s");
@@ -513,7 +531,7 @@ BOOST_AUTO_TEST_CASE(a_claimer_killed_after_raising_the_mark_is_reclaimed,
 {
     test::scratch_dir dir;
     segment a = segment::file(shmkit::create_only, dir / "s", layout(2));
-    kill_a_claimer_after_writing(a, &water_word(a), sizeof(std::uint64_t));
+    kill_a_claimer_after_writing(a, &table_header(a).water, sizeof(std::uint64_t));
     BOOST_TEST(a.attachment().high_water() == 2u);
     BOOST_TEST(a.stats().attached_dead == 1u);
     BOOST_TEST(a.reclaim_dead() == 1u);

@@ -1385,7 +1385,9 @@ BOOST_AUTO_TEST_CASE(a_key_being_overwritten_is_never_missing, *utf::timeout(120
 // writer putting keys until its put grows the table is killed before the
 // link, before the attach (linked, not published) and before the unlink
 // (published): each time the committed keys stay readable, and the next
-// writer (here check()) leaves exactly one table name.
+// writer (here check()) leaves exactly one table name. After the second
+// and the third, that repair is itself killed before it unlinks the name
+// left behind, and the writer after it repairs again.
 
 namespace growth {
 
@@ -1559,7 +1561,7 @@ struct store_before_an_overwrite {
     std::string table;                  ///< the table's name in /dev/shm
     std::size_t pending_new_offset = 0; ///< file offset of the header's pending_new
     std::size_t new_meta_offset = 0;    ///< file offset of the meta of the cell the overwrite fills
-    std::size_t entries_offset = 0;     ///< file offset of the header's entries (the first word recount() stores)
+    std::size_t erased_offset = 0;      ///< file offset of the header's erased (recount()'s second store)
     shmkit::segment raw;                ///< the table, mapped here by hand
 
     store_before_an_overwrite()
@@ -1589,8 +1591,17 @@ struct store_before_an_overwrite {
         new_meta_offset = static_cast<std::size_t>(reinterpret_cast<const char*>(&cells[fresh].meta) - base);
         const auto* const header = reinterpret_cast<const kv_table_header*>(data);
         pending_new_offset = static_cast<std::size_t>(reinterpret_cast<const char*>(&header->pending_new) - base);
-        entries_offset = static_cast<std::size_t>(reinterpret_cast<const char*>(&header->entries) - base);
+        erased_offset = static_cast<std::size_t>(reinterpret_cast<const char*>(&header->erased) - base);
     }
+
+    /// The table's header (mapped here by hand).
+    const shmkit::detail::kv_table_header& header() const
+    {
+        return *reinterpret_cast<const shmkit::detail::kv_table_header*>(raw.data());
+    }
+
+    /// Whether the overwrite's note is still in the header.
+    bool note_set() const { return header().pending_old.load() != 0 || header().pending_new.load() != 0; }
 
     static const shmkit::detail::kv_cell* cells_of(const shmkit::segment& table)
     {
@@ -1684,15 +1695,18 @@ BOOST_AUTO_TEST_CASE(a_writer_killed_with_both_cells_live_leaves_the_old_value_w
 }
 
 // The repair of that overwrite, itself killed: right after it erased the
-// new cell (the note still there), right after it cleared the note, and
-// right after the first counter its recount stores. Its repair_needed mark
+// new cell (the note still there), right after it cleared the note (the
+// counters not yet recounted: one cell erased, none counted), and in its
+// recount, right after it stored the erased count. Its repair_needed mark
 // and the lock it died holding make the next writer repair again.
 BOOST_AUTO_TEST_CASE(a_repair_killed_right_after_erasing_the_losing_cell_is_done_again, *utf::timeout(120))
 {
     overwrite_step::store_before_an_overwrite w;
     w.overwrite_killed_after_writing(w.new_meta_offset);
+    BOOST_TEST_REQUIRE(w.note_set());
     w.repair_killed_after_writing(w.new_meta_offset);
-    BOOST_TEST(w.live_cells_of_key().size() == 1u); // erased: the note is left
+    BOOST_TEST(w.live_cells_of_key().size() == 1u); // erased
+    BOOST_TEST(w.note_set());
     w.expect_old_value_kept();
 }
 
@@ -1702,6 +1716,8 @@ BOOST_AUTO_TEST_CASE(a_repair_killed_right_after_clearing_the_note_is_done_again
     w.overwrite_killed_after_writing(w.new_meta_offset);
     w.repair_killed_after_writing(w.pending_new_offset);
     BOOST_TEST(w.live_cells_of_key().size() == 1u);
+    BOOST_TEST(!w.note_set());
+    BOOST_TEST(w.header().erased.load() == 0u); // not recounted
     w.expect_old_value_kept();
 }
 
@@ -1709,7 +1725,9 @@ BOOST_AUTO_TEST_CASE(a_repair_killed_in_its_recount_is_done_again, *utf::timeout
 {
     overwrite_step::store_before_an_overwrite w;
     w.overwrite_killed_after_writing(w.new_meta_offset);
-    w.repair_killed_after_writing(w.entries_offset);
+    w.repair_killed_after_writing(w.erased_offset);
+    BOOST_TEST(!w.note_set());
+    BOOST_TEST(w.header().erased.load() == 1u); // recounted this far
     w.expect_old_value_kept();
 }
 
